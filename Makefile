@@ -1,0 +1,38 @@
+# splitsdk: `make demo` and `make test` are the two commands of the README.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SETUP_HASH := $(shell cat requirements.txt requirements-nodeps.txt pyproject.toml host_tools/setup_system.sh 2>/dev/null | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.setup-$(SETUP_HASH)
+DEMO_DIR ?= out/demo
+
+.PHONY: setup test demo bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP):
+	bash host_tools/setup_system.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.setup-*
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q -rs tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy sdk codegen
+
+demo: setup
+	bash host_tools/demo.sh $(DEMO_DIR)
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf out build dist *.egg-info

@@ -1,0 +1,37 @@
+"""Typed errors. The CLI turns each into one line and a non-zero exit; `-v` shows the traceback."""
+
+from __future__ import annotations
+
+
+class SplitSdkError(Exception):
+    """Base of every error splitsdk raises for bad input or an impossible request."""
+
+    exit_code = 2
+
+
+class ModelError(SplitSdkError):
+    """A model file that is missing, corrupt, of an unknown format or holding an unsupported layer."""
+
+
+class UnsupportedLayerError(ModelError):
+    """A layer type the graph importer cannot analyse."""
+
+
+class DataError(SplitSdkError):
+    """Calibration or evaluation data that cannot be read."""
+
+
+class TargetError(SplitSdkError):
+    """An unknown target or a malformed target descriptor."""
+
+
+class ProfileError(SplitSdkError):
+    """A measured latency table that does not match the model."""
+
+
+class PlanError(SplitSdkError):
+    """An invalid plan.json or a planning request that cannot be answered."""
+
+
+class WireError(SplitSdkError):
+    """A malformed frame on the wire."""

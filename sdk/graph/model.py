@@ -1,0 +1,260 @@
+"""The LayerGraph: one layer call per node, one tensor per edge, whatever format the model came in.
+
+Shapes never include the batch dimension. 4-D feature maps are NHWC (ONNX models are reported in
+NHWC too, the layout onnx2tf ships), so a split table does not depend on the source format.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A tensor of the model: a model input or one output of a layer call."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    producer: str | None = None  # layer name; None for a model input
+
+    @property
+    def elements(self) -> int:
+        return math.prod(self.shape) if self.shape else 1
+
+
+@dataclass
+class Layer:
+    """One call of a layer (a shared layer called twice is two Layers with the same `weight_key`)."""
+
+    name: str
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    weights: int = 0
+    macs: int = 0
+    weight_key: str = ""  # layers sharing weights share this key; weights count once per key
+    activation: str | None = None  # fused activation ("relu", "relu6", ...), None for linear
+    folded: list[str] = field(default_factory=list)  # names of the layers merged into this one
+    # Format-specific handle used to rebuild or run the layer (e.g. the Keras layer and its call node).
+    source: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.weight_key:
+            self.weight_key = self.name
+
+    @property
+    def quantizable(self) -> bool:
+        """Whether the layer has weights that a bit width applies to."""
+        return self.weights > 0
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A tensor that crosses a cut: produced on the edge (or a model input) and read in the cloud."""
+
+    tensor: str
+    shape: tuple[int, ...]
+    elements: int
+
+
+@dataclass(frozen=True)
+class SplitCandidate:
+    """A prefix of the topological order: `edge_layers` run on the edge, the rest in the cloud.
+
+    Index 0 is CLOUD-ONLY (the model input crosses); the last index is EDGE-ONLY (nothing crosses:
+    the outputs are the results). `edge_weights` counts each shared weight set once;
+    `peak_activation_elements` is the largest live set while the edge runs the prefix, the input
+    frame and the crossing tensors (kept until sent) included.
+    """
+
+    index: int
+    edge_layers: tuple[str, ...]
+    crossing: tuple[Crossing, ...]
+    transmit_elements: int
+    edge_weights: int
+    peak_activation_elements: int
+
+    @property
+    def last_layer(self) -> str | None:
+        return self.edge_layers[-1] if self.edge_layers else None
+
+
+class LayerGraph:
+    """A DAG of layer calls. Nodes are layer names (attribute `layer`), edges carry `tensor`."""
+
+    def __init__(
+        self,
+        name: str,
+        inputs: Sequence[TensorInfo],
+        outputs: Sequence[str],
+        layers: Sequence[Layer],
+        tensors: dict[str, TensorInfo],
+        source_format: str = "keras",
+        source: Any = None,
+    ) -> None:
+        self.name = name
+        self.inputs = [t.name for t in inputs]
+        self.outputs = list(outputs)
+        self.tensors = dict(tensors)
+        for t in inputs:
+            self.tensors[t.name] = t
+        self.source_format = source_format
+        self.source = source  # the original model object (keras.Model, onnx.ModelProto)
+        self.g: nx.DiGraph = nx.DiGraph()
+        self._order_hint: dict[str, int] = {}
+        for i, layer in enumerate(layers):
+            self._order_hint[layer.name] = i
+            self.g.add_node(layer.name, layer=layer)
+        producers = {t: layer.name for layer in layers for t in layer.outputs}
+        for layer in layers:
+            for t in layer.inputs:
+                src = producers.get(t)
+                if src is not None:
+                    if self.g.has_edge(src, layer.name):
+                        self.g.edges[src, layer.name]["tensors"].append(t)
+                    else:
+                        self.g.add_edge(src, layer.name, tensors=[t])
+
+    # -- access -------------------------------------------------------------------------------
+    def layer(self, name: str) -> Layer:
+        layer: Layer = self.g.nodes[name]["layer"]
+        return layer
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.g
+
+    def __len__(self) -> int:
+        return self.g.number_of_nodes()
+
+    def topological_order(self) -> list[str]:
+        """A deterministic topological order: ties broken by the model's own layer order."""
+        return list(nx.lexicographical_topological_sort(self.g, key=lambda n: self._order_hint[n]))
+
+    def layers(self) -> Iterator[Layer]:
+        for name in self.topological_order():
+            yield self.layer(name)
+
+    def consumers(self, tensor: str) -> list[str]:
+        return [layer.name for layer in self.layers() if tensor in layer.inputs]
+
+    @property
+    def input_elements(self) -> int:
+        return sum(self.tensors[t].elements for t in self.inputs)
+
+    @property
+    def total_weights(self) -> int:
+        return sum({lay.weight_key: lay.weights for lay in self.layers()}.values())
+
+    @property
+    def total_macs(self) -> int:
+        return sum(lay.macs for lay in self.layers())
+
+    # -- split candidates ----------------------------------------------------------------------
+    def split_candidates(self) -> list[SplitCandidate]:
+        """Every prefix of the topological order, with its crossing set, weights and peak memory."""
+        order = self.topological_order()
+        layers = [self.layer(n) for n in order]
+        last_use: dict[str, int] = {}  # position of each tensor's last reader
+        for i, layer in enumerate(layers):
+            for t in layer.inputs:
+                last_use[t] = max(last_use.get(t, -1), i)
+        produced_at: dict[str, int] = {t: -1 for t in self.inputs}
+        for i, layer in enumerate(layers):
+            for t in layer.outputs:
+                produced_at[t] = i
+        outputs = set(self.outputs)
+
+        candidates: list[SplitCandidate] = []
+        seen_keys: set[str] = set()
+        edge_weights = 0
+        for k in range(len(order) + 1):
+            if k > 0:
+                lay = layers[k - 1]
+                if lay.weight_key not in seen_keys:
+                    seen_keys.add(lay.weight_key)
+                    edge_weights += lay.weights
+            if k == len(order):
+                crossing: list[str] = []
+            else:
+                crossing = [
+                    t
+                    for t, p in sorted(produced_at.items(), key=lambda kv: (kv[1], kv[0]))
+                    if p < k and (last_use.get(t, -1) >= k or (t in outputs and p >= 0))
+                ]
+            crossing_info = tuple(
+                Crossing(t, self.tensors[t].shape, self.tensors[t].elements) for t in crossing
+            )
+            keep = set(crossing) | (outputs if k == len(order) else set())
+            peak = self._peak_working_set(layers[:k], keep) if k > 0 else 0
+            candidates.append(
+                SplitCandidate(
+                    index=k,
+                    edge_layers=tuple(order[:k]),
+                    crossing=crossing_info,
+                    transmit_elements=sum(c.elements for c in crossing_info),
+                    edge_weights=edge_weights,
+                    peak_activation_elements=peak,
+                )
+            )
+        return candidates
+
+    def _peak_working_set(self, prefix: list[Layer], keep: set[str]) -> int:
+        """Largest sum of live tensor elements while the prefix runs in order.
+
+        A tensor is live from its production (model inputs: from the start) until its last reader in
+        the prefix has run; tensors in `keep` (crossing, or model outputs) stay live to the end.
+        While a layer runs, its inputs and outputs are live together.
+        """
+        last_in_prefix: dict[str, int] = {}
+        for i, layer in enumerate(prefix):
+            for t in layer.inputs:
+                last_in_prefix[t] = i
+        live: dict[str, int] = {t: self.tensors[t].elements for t in self.inputs}
+        # an input no layer of the prefix reads and that does not cross is not on the edge at all
+        for t in list(live):
+            if t not in last_in_prefix and t not in keep:
+                del live[t]
+        peak = sum(live.values())
+        for i, layer in enumerate(prefix):
+            for t in layer.outputs:
+                live[t] = self.tensors[t].elements
+            peak = max(peak, sum(live.values()))
+            for t in list(live):
+                if t in keep:
+                    continue
+                if last_in_prefix.get(t, -1) <= i:
+                    del live[t]
+        return peak
+
+    # -- summary -------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """The `model` and `layers` parts of `splitsdk inspect --json`."""
+        return {
+            "model": {
+                "name": self.name,
+                "input_elements": self.input_elements,
+                "inputs": [{"tensor": t, "shape": list(self.tensors[t].shape)} for t in self.inputs],
+                "outputs": list(self.outputs),
+                "format": self.source_format,
+            },
+            "layers": [
+                {
+                    "name": lay.name,
+                    "op": lay.op,
+                    "output_shape": [list(self.tensors[t].shape) for t in lay.outputs][0]
+                    if len(lay.outputs) == 1
+                    else [list(self.tensors[t].shape) for t in lay.outputs],
+                    "weights": lay.weights,
+                    "macs": lay.macs,
+                    "activation": lay.activation,
+                    "folded": list(lay.folded),
+                }
+                for lay in self.layers()
+            ],
+        }

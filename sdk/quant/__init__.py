@@ -1,0 +1,1 @@
+"""Per-layer quantisation sensitivity measured on calibration data."""
