@@ -41,6 +41,7 @@ class Layer:
     weight_key: str = ""  # layers sharing weights share this key; weights count once per key
     activation: str | None = None  # fused activation ("relu", "relu6", ...), None for linear
     folded: list[str] = field(default_factory=list)  # names of the layers merged into this one
+    attrs: dict[str, Any] = field(default_factory=dict)  # op geometry: kernel, strides, filters, groups
     # Format-specific handle used to rebuild or run the layer (e.g. the Keras layer and its call node).
     source: Any = field(default=None, repr=False, compare=False)
 
