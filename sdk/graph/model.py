@@ -109,6 +109,7 @@ class LayerGraph:
         self.source = source  # the original model object (keras.Model, onnx.ModelProto)
         self.g: nx.DiGraph = nx.DiGraph()
         self._order_hint: dict[str, int] = {}
+        self._candidates: list[SplitCandidate] | None = None
         for i, layer in enumerate(layers):
             self._order_hint[layer.name] = i
             self.g.add_node(layer.name, layer=layer)
@@ -192,7 +193,8 @@ class LayerGraph:
                 Crossing(t, self.tensors[t].shape, self.tensors[t].elements) for t in crossing
             )
             keep = set(crossing) | (outputs if k == len(order) else set())
-            peak = self._peak_working_set(layers[:k], keep) if k > 0 else 0
+            steps = self._live_sets(layers[:k], keep) if k > 0 else []
+            peak = max((sum(step.values()) for step in steps), default=0)
             candidates.append(
                 SplitCandidate(
                     index=k,
@@ -205,13 +207,30 @@ class LayerGraph:
             )
         return candidates
 
-    def _peak_working_set(self, prefix: list[Layer], keep: set[str]) -> int:
-        """Largest sum of live tensor elements while the prefix runs in order.
+    def live_sets(self, k: int) -> list[dict[str, int]]:
+        """The live tensors (name -> elements) at each step while the edge runs the first k layers.
 
         A tensor is live from its production (model inputs: from the start) until its last reader in
-        the prefix has run; tensors in `keep` (crossing, or model outputs) stay live to the end.
-        While a layer runs, its inputs and outputs are live together.
+        the prefix has run; crossing tensors (kept until sent) and, for EDGE-ONLY, the model outputs
+        stay live to the end. While a layer runs, its inputs and outputs are live together. The
+        planner weighs these sets with per-tensor bits to get the activation memory of a solution.
         """
+        order = self.topological_order()
+        if not 0 <= k <= len(order):
+            raise IndexError(f"split index {k} outside 0..{len(order)}")
+        if k == 0:
+            return []
+        prefix = [self.layer(n) for n in order[:k]]
+        cand = self.split_candidates_cache()[k]
+        keep = {c.tensor for c in cand.crossing} | (set(self.outputs) if k == len(order) else set())
+        return self._live_sets(prefix, keep)
+
+    def split_candidates_cache(self) -> list[SplitCandidate]:
+        if self._candidates is None:
+            self._candidates = self.split_candidates()
+        return self._candidates
+
+    def _live_sets(self, prefix: list[Layer], keep: set[str]) -> list[dict[str, int]]:
         last_in_prefix: dict[str, int] = {}
         for i, layer in enumerate(prefix):
             for t in layer.inputs:
@@ -221,17 +240,15 @@ class LayerGraph:
         for t in list(live):
             if t not in last_in_prefix and t not in keep:
                 del live[t]
-        peak = sum(live.values())
+        steps: list[dict[str, int]] = []
         for i, layer in enumerate(prefix):
             for t in layer.outputs:
                 live[t] = self.tensors[t].elements
-            peak = max(peak, sum(live.values()))
+            steps.append(dict(live))
             for t in list(live):
-                if t in keep:
-                    continue
-                if last_in_prefix.get(t, -1) <= i:
+                if t not in keep and last_in_prefix.get(t, -1) <= i:
                     del live[t]
-        return peak
+        return steps
 
     # -- summary -------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -1,0 +1,5 @@
+import sys
+
+from splitsdk.cli.main import main
+
+sys.exit(main())
