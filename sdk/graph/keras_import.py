@@ -175,7 +175,8 @@ class _Importer:
                 inputs=[mapping[id(kt)] for kt in in_kts],
                 outputs=outputs,
                 weights=weights,
-                macs=_macs(op, op_type, in_shapes, [self.tensors[t].shape for t in outputs]),
+                macs=_macs(op, op_type, in_shapes, [self.tensors[t].shape for t in outputs])
+                + (sum(self.tensors[t].elements for t in outputs) if _activation_name(op, op_type) else 0),
                 weight_key=key,
                 activation=_activation_name(op, op_type),
                 attrs=_attrs(op, op_type, in_shapes),

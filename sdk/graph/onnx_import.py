@@ -36,6 +36,7 @@ _OP_MAP = {
     "AveragePool": "AveragePooling2D",
     "GlobalAveragePool": "GlobalAveragePooling2D",
     "GlobalMaxPool": "GlobalMaxPooling2D",
+    "ReduceMean": "GlobalAveragePooling2D",
     "Flatten": "Flatten",
     "Reshape": "Reshape",
     "Transpose": "Permute",
@@ -169,7 +170,7 @@ def _macs(
         return out_el // int(cout) * int(k.size)
     if t in ("MaxPool", "AveragePool"):
         return out_el * math.prod(_attr(node, "kernel_shape", [1]))
-    if t in ("GlobalAveragePool", "GlobalMaxPool"):
+    if t in ("GlobalAveragePool", "GlobalMaxPool", "ReduceMean"):
         return in_el
     if op in ("Add", "Subtract", "Multiply"):
         return out_el
