@@ -1,0 +1,170 @@
+"""Frame codec: round trips of every message type, and a decoder that never crashes on garbage."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from splitsdk import wire
+from splitsdk.wire import DecodeStatus, FrameError, TensorKind, WireTensor
+
+u64 = st.integers(0, 2**64 - 1)
+i64 = st.integers(-(2**63), 2**63 - 1)
+scales = st.floats(2.0**-100, 2.0**100, width=32)
+
+
+@st.composite
+def tensors(draw: st.DrawFn) -> WireTensor:
+    kind = draw(st.sampled_from(list(TensorKind)))
+    bits = {
+        TensorKind.PACKED: draw(st.integers(1, 8)),
+        TensorKind.INT: draw(st.sampled_from([8, 16, 32])),
+        TensorKind.FLOAT: 32,
+    }[kind]
+    dims = tuple(draw(st.lists(st.integers(1, 7), max_size=4)))
+    n = 1
+    for d in dims:
+        n *= d
+    size = (n * bits + 7) // 8 if kind == TensorKind.PACKED else n * bits // 8
+    payload = draw(st.binary(min_size=size, max_size=size))
+    return WireTensor(kind, bits, draw(scales), draw(st.integers(-(2**31), 2**31 - 1)), dims, payload)
+
+
+messages = st.one_of(
+    st.builds(wire.Hello, st.text(max_size=20), st.binary(min_size=32, max_size=32).map(bytes.hex), u64, i64),
+    st.builds(wire.Frame, u64, i64, st.lists(tensors(), max_size=4).map(tuple)),
+    st.builds(wire.Result, u64, st.integers(0, 65535), st.binary(max_size=64), i64),
+    st.builds(wire.Error, u64, st.integers(0, 65535), st.text(max_size=40), i64),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(msg=messages)
+def test_codec_round_trip(msg: wire.Message) -> None:
+    data = wire.encode(msg)
+    back, consumed = wire.decode(data + b"trailing bytes of the next frame")
+    assert consumed == len(data)
+    assert back == msg
+    assert int.from_bytes(data[-4:], "little") == zlib.crc32(data[:-4]) == wire.crc32(data[:-4])
+    length, mtype = wire.peek(data[: wire.PREFIX_LEN])
+    assert length == len(data) and mtype.name == type(msg).__name__.upper()
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_decoder_never_crashes_on_random_bytes(data: bytes) -> None:
+    try:
+        wire.decode(data)
+    except FrameError:
+        pass
+
+
+def _refresh_crc(data: bytearray) -> bytes:
+    data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")
+    return bytes(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    msg=messages,
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6),
+    fix_crc=st.booleans(),
+)
+def test_decoder_never_crashes_on_mutated_frames(
+    msg: wire.Message, edits: list[tuple[int, int]], fix_crc: bool
+) -> None:
+    data = bytearray(wire.encode(msg))
+    for pos, val in edits:
+        data[pos % len(data)] = val
+    blob = _refresh_crc(data) if fix_crc else bytes(data)
+    try:
+        back, consumed = wire.decode(blob)
+    except FrameError:
+        return
+    # whatever decodes must re-encode to a frame of the same length
+    assert len(wire.encode(back)) == consumed
+
+
+@settings(max_examples=200, deadline=None)
+@given(msg=messages, cut=st.integers(0, 10_000))
+def test_every_truncation_is_refused(msg: wire.Message, cut: int) -> None:
+    data = wire.encode(msg)
+    with pytest.raises(FrameError):
+        wire.decode(data[: cut % len(data)])
+
+
+def _frame(dims: tuple[int, ...], bits: int = 4) -> bytes:
+    n = 1
+    for d in dims:
+        n *= d
+    return wire.encode(
+        wire.Frame(1, 2, (WireTensor(TensorKind.PACKED, bits, 0.1, 3, dims, bytes((n * bits + 7) // 8)),))
+    )
+
+
+def _set(data: bytes, offset: int, value: bytes) -> bytes:
+    out = bytearray(data)
+    out[offset : offset + len(value)] = value
+    return _refresh_crc(out)
+
+
+# Offsets in a one-tensor FRAME: header 28, count 4, then kind, bits, rank, reserved, scale, zp, dims.
+T0 = 32
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status"),
+    [
+        (lambda d: d[:10], DecodeStatus.TRUNCATED),
+        (lambda d: b"XXXX" + d[4:], DecodeStatus.MAGIC),
+        (lambda d: d[:4] + b"\x02" + d[5:], DecodeStatus.VERSION),
+        (lambda d: d[:5] + b"\x09" + d[6:], DecodeStatus.TYPE),
+        (lambda d: d[:-1] + bytes([d[-1] ^ 1]), DecodeStatus.CRC),
+        (lambda d: _set(d, 8, (2**31).to_bytes(4, "little")), DecodeStatus.TOO_LARGE),
+        (lambda d: _set(d, T0 + 2, b"\x09"), DecodeStatus.RANK),
+        (lambda d: _set(d, T0 + 12, (2**30).to_bytes(4, "little")), DecodeStatus.DIMS),
+        (lambda d: _set(d, T0 + 12, (0).to_bytes(4, "little")), DecodeStatus.DIMS),
+        (lambda d: _set(d, T0 + 1, b"\x09"), DecodeStatus.BITS),
+        (lambda d: _set(d, T0 + 1, b"\x05"), DecodeStatus.PAYLOAD),
+        (lambda d: _set(d, T0 + 4, b"\x00\x00\xc0\x7f"), DecodeStatus.SCALE),
+        (lambda d: _set(d, 28, b"\x20\x00"), DecodeStatus.TENSORS),
+        (lambda d: _set(d + b"\0\0\0\0", 8, (len(d) + 4).to_bytes(4, "little")), DecodeStatus.LENGTH),
+    ],
+)
+def test_each_malformation_gets_its_status(mutate: object, status: DecodeStatus) -> None:
+    data = mutate(_frame((2, 3, 5)))  # type: ignore[operator]
+    with pytest.raises(FrameError) as info:
+        wire.decode(data)
+    assert info.value.status == status
+
+
+def test_limits_are_enforced_from_the_prefix() -> None:
+    data = _frame((4, 4, 4))
+    with pytest.raises(FrameError) as info:
+        wire.peek(data[: wire.PREFIX_LEN], wire.Limits(max_frame_bytes=40))
+    assert info.value.status == DecodeStatus.TOO_LARGE
+    with pytest.raises(FrameError) as info:
+        wire.decode(data, wire.Limits(max_elements=63))
+    assert info.value.status == DecodeStatus.DIMS
+    with pytest.raises(FrameError) as info:
+        wire.decode(data, wire.Limits(max_rank=2))
+    assert info.value.status == DecodeStatus.RANK
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        wire.Hello("x" * 200, "ab" * 32),
+        wire.Hello("cam", "abcd"),
+        wire.Frame(1, 2, (WireTensor(TensorKind.PACKED, 4, 0.1, 0, (3,), b"\0"),)),
+        wire.Frame(1, 2, (WireTensor(TensorKind.INT, 12, 0.1, 0, (3,), b"\0" * 5),)),
+        wire.Frame(1, 2, (WireTensor(TensorKind.FLOAT, 32, -1.0, 0, (1,), b"\0" * 4),)),
+        wire.Frame(-1, 2),
+    ],
+)
+def test_invalid_messages_are_not_encoded(msg: wire.Message) -> None:
+    with pytest.raises(wire.FrameError.__mro__[1]):
+        wire.encode(msg)
