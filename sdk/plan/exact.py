@@ -1,0 +1,271 @@
+"""Exact solvers of the joint problem, to measure Algorithm 1's optimality gap (beyond the paper).
+
+Same objective and constraints as Algorithm 1's selection with the error proxy: minimise predicted
+end-to-end latency (eq. 1) over every split of the topological order and every bit width in B for
+each weight set and each edge layer's activations, subject to weight bytes + peak activation bytes
+<= M and summed error proxy <= max_error. Two solvers:
+
+* `exhaustive`: enumerates every assignment of every split (numpy, vectorised). The oracle for small
+  graphs; refuses problems with more than `limit` assignments in one split.
+* `milp`: one mixed-integer program per split, solved with HiGHS (highspy): one-hot choice per layer
+  of (weight bits, activation bits), weight sets tied across their users, a row per live set for the
+  peak activation memory, the memory and error rows. Exact up to HiGHS's MIP gap (set to 0).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from splitsdk.errors import PlanError
+from splitsdk.plan.problem import INPUT_BITS, Assignment, Evaluation, PlanProblem, tensor_bytes
+
+
+@dataclass(frozen=True)
+class ExactResult:
+    """The optimum found and how: solver name, the assignment and its figures (from `evaluate`)."""
+
+    solver: str
+    assignment: Assignment
+    evaluation: Evaluation
+
+
+def gap(found_ms: float, optimum_ms: float) -> float:
+    """Relative optimality gap of a latency against the optimum (0.0 = optimal)."""
+    return (found_ms - optimum_ms) / optimum_ms if optimum_ms > 0 else 0.0
+
+
+def _best(problem: PlanProblem, solve_split: Callable[[int], Assignment | None], name: str) -> ExactResult:
+    best: tuple[float, int, Assignment, Evaluation] | None = None
+    for k in range(len(problem.order) + 1):
+        a = Assignment(0) if k == 0 else solve_split(k)
+        if a is None:
+            continue
+        ev = problem.evaluate(a)
+        if not problem.feasible(ev):
+            continue
+        if best is None or ev.total_ms < best[0] - 1e-9:
+            best = (ev.total_ms, k, a, ev)
+    assert best is not None  # CLOUD-ONLY is always feasible
+    return ExactResult(name, best[2], best[3])
+
+
+# -- exhaustive ------------------------------------------------------------------------------------
+def exhaustive(problem: PlanProblem, limit: int = 20_000_000) -> ExactResult:
+    """The optimum by enumerating every assignment of every split."""
+    return _best(problem, lambda k: _exhaustive_split(problem, k, limit), "exhaustive")
+
+
+def _exhaustive_split(problem: PlanProblem, k: int, limit: int) -> Assignment | None:
+    bits = list(problem.bits)
+    nb = len(bits)
+    keys = problem.weight_keys(k)
+    key_names = sorted(keys)
+    edge = problem.order[:k]
+    nvars = len(key_names) + len(edge)
+    if nb**nvars > limit:
+        raise PlanError(
+            f"exhaustive: split {k} has {nb}^{nvars} assignments, over the limit {limit}; use milp"
+        )
+    # enumerate in chunks: the leading variables fixed per chunk, the rest as one numpy grid
+    n_lead = max(0, nvars - 12)
+    tail = np.array(list(itertools.product(range(nb), repeat=nvars - n_lead)), dtype=np.int64)
+    tail = tail.reshape(-1, nvars - n_lead)
+    best: tuple[float, np.ndarray] | None = None
+    for lead in itertools.product(range(nb), repeat=n_lead):
+        grid = np.hstack([np.tile(np.array(lead, dtype=np.int64), (len(tail), 1)), tail])
+        scored = _score(problem, k, grid, key_names, limit)
+        if scored is not None and (best is None or scored[0] < best[0]):
+            best = scored
+    if best is None:
+        return None
+    row = best[1]
+    key_col = {key: i for i, key in enumerate(key_names)}
+    wbits = {u: bits[row[key_col[key]]] for key, (_, users) in keys.items() for u in users}
+    abits = {n: bits[row[len(key_names) + i]] for i, n in enumerate(edge)}
+    return Assignment.make(k, wbits, abits)
+
+
+def _score(
+    problem: PlanProblem, k: int, grid: np.ndarray, key_names: list[str], limit: int
+) -> tuple[float, np.ndarray] | None:
+    """The fastest feasible row of a grid of bit indices (weight sets first, then edge layers)."""
+    bits = list(problem.bits)
+    keys = problem.weight_keys(k)
+    edge = problem.order[:k]
+    key_col = {key: i for i, key in enumerate(key_names)}
+    act_col = {name: len(key_names) + i for i, name in enumerate(edge)}
+    layer_key = {u: key for key, (_, users) in keys.items() for u in users}
+    lat = np.zeros(len(grid))
+    err = np.zeros(len(grid))
+    for name in edge:
+        ac = grid[:, act_col[name]]
+        if name in layer_key:
+            wc = grid[:, key_col[layer_key[name]]]
+            table = np.array([[problem.edge_ms(name, w, a) for a in bits] for w in bits])
+            lat += table[wc, ac]
+            err += np.array([problem.weight_mse(name, w) for w in bits])[wc]
+        else:
+            lat += np.array([problem.edge_ms(name, a, a) for a in bits])[ac]
+        err += np.array([problem.activation_mse(name, a) for a in bits])[ac]
+    mem = np.zeros(len(grid), dtype=np.int64)
+    for key in key_names:
+        mem += np.array([tensor_bytes(keys[key][0], b) for b in bits], dtype=np.int64)[grid[:, key_col[key]]]
+    peak = np.zeros(len(grid), dtype=np.int64)
+    for step in problem.live_steps(k):
+        total = np.zeros(len(grid), dtype=np.int64)
+        for t, e in step.items():
+            total += _tensor_bytes_column(problem, grid, act_col, t, e, bits)
+        peak = np.maximum(peak, total)
+    tx = np.zeros(len(grid), dtype=np.int64)
+    for c in problem.candidates[k].crossing:
+        tx += _tensor_bytes_column(problem, grid, act_col, c.tensor, c.elements, bits)
+    tx_ms = tx * 8.0 / (problem.link.uplink_mbps * 1e6) * 1e3 + np.where(tx > 0, problem.link.rtt_ms, 0.0)
+    total_ms = lat + tx_ms
+    ok = (mem + peak) <= problem.memory_bytes
+    if problem.max_error is not None:
+        ok &= err <= problem.max_error * (1 + 1e-12) + 1e-15
+    if not ok.any():
+        return None
+    i = int(np.argmin(np.where(ok, total_ms, np.inf)))
+    return float(total_ms[i]), grid[i]
+
+
+def _tensor_bytes_column(
+    problem: PlanProblem,
+    grid: np.ndarray,
+    act_col: dict[str, int],
+    tensor: str,
+    elements: int,
+    bits: list[int],
+) -> np.ndarray:
+    producer = problem.graph.tensors[tensor].producer
+    if producer is None:
+        return np.full(len(grid), tensor_bytes(elements, INPUT_BITS), dtype=np.int64)
+    per_bits = np.array([tensor_bytes(elements, b) for b in bits], dtype=np.int64)
+    return per_bits[grid[:, act_col[producer]]]
+
+
+# -- MILP ------------------------------------------------------------------------------------------
+def milp(problem: PlanProblem, time_limit_s: float = 60.0) -> ExactResult:
+    """The optimum by one HiGHS mixed-integer program per split."""
+    return _best(problem, lambda k: _milp_split(problem, k, time_limit_s), "milp")
+
+
+def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment | None:
+    import highspy
+
+    bits = list(problem.bits)
+    edge = problem.order[:k]
+    keys = problem.weight_keys(k)
+    layer_key = {u: key for key, (_, users) in keys.items() for u in users}
+    inf = highspy.kHighsInf
+    cost: list[float] = []
+    names: list[tuple[str, int, int]] = []  # (layer, wbits, abits) of each x column
+    for name in edge:
+        wopts = bits if name in layer_key else [None]
+        for w in wopts:
+            for a in bits:
+                cost.append(problem.edge_ms(name, a if w is None else w, a))
+                names.append((name, -1 if w is None else w, a))
+    col = {n: i for i, n in enumerate(names)}
+    nx_ = len(names)
+    ykeys = sorted(keys)
+    ycol = {(key, w): nx_ + i * len(bits) + j for i, key in enumerate(ykeys) for j, w in enumerate(bits)}
+    ma_col = nx_ + len(ycol)
+    ncols = ma_col + 1
+    ms_per_byte = 8.0 / (problem.link.uplink_mbps * 1e6) * 1e3
+    obj = np.zeros(ncols)
+    obj[:nx_] = cost
+    # transmission: bytes of each crossing tensor at its producer's activation bits (the constant
+    # part, model inputs and the RTT, does not move the argmin; `evaluate` adds it back)
+    for c in problem.candidates[k].crossing:
+        for coef, j in _tensor_terms(problem, names, c.tensor, c.elements):
+            if j >= 0:
+                obj[j] += coef * ms_per_byte
+
+    rows: list[tuple[dict[int, float], float, float]] = []
+    for name in edge:  # one choice per layer
+        rows.append(({col[n]: 1.0 for n in names if n[0] == name}, 1.0, 1.0))
+    for key in ykeys:  # the weight set's choice, and its users follow it
+        rows.append(({ycol[(key, w)]: 1.0 for w in bits}, 1.0, 1.0))
+        for u in keys[key][1]:
+            for w in bits:
+                tie = {col[(u, w, a)]: 1.0 for a in bits}
+                tie[ycol[(key, w)]] = -1.0
+                rows.append((tie, 0.0, 0.0))
+    for step in problem.live_steps(k):  # peak activation memory >= every live set
+        r: dict[int, float] = {ma_col: -1.0}
+        const = 0.0
+        for t, e in step.items():
+            for coef, j in _tensor_terms(problem, names, t, e):
+                if j < 0:
+                    const += coef
+                else:
+                    r[j] = r.get(j, 0.0) + coef
+        rows.append((r, -inf, -const))
+    mem: dict[int, float] = {ma_col: 1.0}
+    for key in ykeys:
+        for w in bits:
+            mem[ycol[(key, w)]] = float(tensor_bytes(keys[key][0], w))
+    rows.append((mem, -inf, float(problem.memory_bytes)))
+    if problem.max_error is not None:
+        err: dict[int, float] = {}
+        for (name, w, a), j in col.items():
+            err[j] = (problem.weight_mse(name, w) if w > 0 else 0.0) + problem.activation_mse(name, a)
+        rows.append((err, -inf, problem.max_error * (1 + 1e-12) + 1e-15))
+
+    h = highspy.Highs()
+    h.silent()
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 0.0)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    lower = np.zeros(ncols)
+    upper = np.ones(ncols)
+    upper[ma_col] = inf
+    h.addVars(ncols, lower, upper)
+    h.changeColsCost(ncols, np.arange(ncols, dtype=np.int32), obj)
+    h.changeColsIntegrality(
+        ma_col, np.arange(ma_col, dtype=np.int32), np.full(ma_col, highspy.HighsVarType.kInteger)
+    )
+    for r, lo, hi in rows:
+        idx = np.array(sorted(r), dtype=np.int32)
+        h.addRow(lo, hi, len(idx), idx, np.array([r[i] for i in idx]))
+    h.run()
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return None
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise PlanError(f"milp: split {k}: HiGHS stopped with {h.modelStatusToString(status)}")
+    x = np.array(h.getSolution().col_value)
+    wbits: dict[str, int] = {}
+    abits: dict[str, int] = {}
+    for (name, w, a), j in col.items():
+        if x[j] > 0.5:
+            abits[name] = a
+            if w > 0:
+                wbits[name] = w
+    return Assignment.make(k, wbits, abits)
+
+
+def _tensor_terms(
+    problem: PlanProblem, names: list[tuple[str, int, int]], tensor: str, elements: int
+) -> list[tuple[float, int]]:
+    """The bytes of a tensor as (coefficient, column) terms; column -1 is a constant."""
+    producer = problem.graph.tensors[tensor].producer
+    if producer is None:
+        return [(float(tensor_bytes(elements, INPUT_BITS)), -1)]
+    return [(float(tensor_bytes(elements, a)), j) for j, (name, _, a) in enumerate(names) if name == producer]
+
+
+def solve(problem: PlanProblem, exhaustive_limit: int = 200_000) -> ExactResult:
+    """Exhaustive when every split is small enough, MILP otherwise."""
+    nb = len(problem.bits)
+    worst = max((len(problem.weight_keys(k)) + k for k in range(len(problem.order) + 1)), default=0)
+    if math.log(max(nb, 1)) * worst <= math.log(exhaustive_limit):
+        return exhaustive(problem, exhaustive_limit)
+    return milp(problem)
