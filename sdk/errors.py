@@ -35,3 +35,11 @@ class PlanError(SplitSdkError):
 
 class WireError(SplitSdkError):
     """A malformed frame on the wire."""
+
+
+class BundleError(SplitSdkError):
+    """A deployment bundle (manifest.json + edge/cloud models) that is missing or malformed."""
+
+
+class ReceiverError(SplitSdkError):
+    """A receiver that cannot start: bad config, unreadable certificates, port in use."""
