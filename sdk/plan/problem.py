@@ -27,6 +27,20 @@ def tensor_bytes(elements: int, bits: int) -> int:
     return math.ceil(elements * bits / 8)
 
 
+def edge_latency(graph: LayerGraph, profile: LatencyProfile, name: str, wbits: int, abits: int) -> float:
+    """Edge latency of a layer; a layer without weights ignores the weight bits."""
+    table = profile.edge.get(name)
+    if table is None:
+        raise PlanError(f"profile: no edge latency for layer {name!r}")
+    key = (wbits, abits) if graph.layer(name).quantizable else (abits, abits)
+    if key not in table:
+        matches = [v for (_, a), v in sorted(table.items()) if a == abits]
+        if graph.layer(name).quantizable or not matches:
+            raise PlanError(f"profile.edge[{name!r}]: no latency at weights {wbits}, activations {abits}")
+        return matches[0]
+    return table[key]
+
+
 @dataclass(frozen=True)
 class Assignment:
     """A solution: split index and the bits of each edge layer (weights by layer; 32 = float)."""
@@ -131,15 +145,7 @@ class PlanProblem:
 
     # -- per-layer terms ----------------------------------------------------------------------
     def edge_ms(self, name: str, wbits: int, abits: int) -> float:
-        """Edge latency of a layer; a layer without weights ignores the weight bits."""
-        table = self.profile.edge[name]
-        key = (wbits, abits) if self.graph.layer(name).quantizable else (abits, abits)
-        if key not in table:
-            matches = [v for (w, a), v in sorted(table.items()) if a == abits]
-            if self.graph.layer(name).quantizable or not matches:
-                raise PlanError(f"profile.edge[{name!r}]: no latency at weights {wbits}, activations {abits}")
-            return matches[0]
-        return table[key]
+        return edge_latency(self.graph, self.profile, name, wbits, abits)
 
     def weight_mse(self, name: str, bits: int) -> float:
         if bits >= FLOAT_BITS or not self.graph.layer(name).quantizable:
