@@ -129,7 +129,7 @@ def min_cut_edge_layers(graph: LayerGraph, profile: LatencyProfile, link: Link) 
     """DADS/QDMP: the float min-cut of the DAG; the edge layers in topological order."""
     scale = 1e6  # integer capacities (nanoseconds) keep the flow exact
     ms_per_byte = 8.0 / (link.uplink_mbps * 1e6) * 1e3
-    g = nx.DiGraph()
+    g: nx.DiGraph = nx.DiGraph()
     src, sink = ("src",), ("sink",)
     order = graph.topological_order()
     for name in order:
