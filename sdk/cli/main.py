@@ -28,14 +28,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with stderr silenced: TF 2.21 prints C++ start-up logs no setting turns off,
+    and our contract is one clear line on stderr per error."""
+    if "tensorflow" in sys.modules:
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        pass  # commands that need it say so themselves
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if getattr(args, "needs_tensorflow", True):
+        import_tensorflow_quietly()
     try:
         rc = args.func(args)
     except SplitSdkError as exc:
