@@ -43,3 +43,7 @@ class BundleError(SplitSdkError):
 
 class ReceiverError(SplitSdkError):
     """A receiver that cannot start: bad config, unreadable certificates, port in use."""
+
+
+class LinkError(SplitSdkError, ValueError):
+    """A link rate or RTT that cannot be parsed (a ValueError too, so argparse `type=` reports it)."""

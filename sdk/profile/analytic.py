@@ -1,0 +1,102 @@
+"""The analytic per-layer latency model (the default backend).
+
+As in the AUTO-SPLIT paper, a bit width never speeds up a MAC below the runtime's container width
+(a 2-bit weight multiplies as fast as an 8-bit one); it only cuts the bytes moved, and only on a
+device that stores b-bit data at b bits (`quant.packed_storage`); a device that emulates sub-8-bit
+widths on the int8 grid moves int8. The runtime mode that executes (wbits, abits) sets the MAC
+rate, so int16 activations and float cost what they cost on that device.
+
+Systolic devices: SCALE-Sim's closed-form compute cycles (systolic.py) plus its memory time.
+CPUs and GPUs: a roofline, max(MACs / MAC rate, bytes / bandwidth), plus a per-layer overhead.
+Model inputs (camera frames) are read at 8 bits. A layer's activation width applies to the
+activations it reads and writes (the profile is per layer; its producer's width is not known here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from splitsdk.profile.geometry import LayerWork
+from splitsdk.profile.systolic import compute_cycles, memory_cycles, operand_words
+from splitsdk.profile.targets import Target
+
+MODEL_INPUT_BITS = 8
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One layer's latency on one device at one precision, and its parts (seconds)."""
+
+    compute_s: float
+    memory_s: float
+    overhead_s: float
+    total_s: float
+
+    @property
+    def ms(self) -> float:
+        return self.total_s * 1e3
+
+
+@dataclass(frozen=True)
+class Widths:
+    """Bits per element actually moved for each operand, and the executing mode's MAC rate."""
+
+    weights: int
+    activations: int
+    macs_per_cycle: float
+
+
+def widths(target: Target, wbits: int, abits: int) -> Widths:
+    """The bits moved and the MAC rate when `target` runs (wbits, abits)."""
+    q = target.quant
+    mode = q.mode_for(wbits, abits)
+    return Widths(
+        weights=q.data_bits(wbits, mode.weights),
+        activations=q.data_bits(abits, mode.activations),
+        macs_per_cycle=mode.macs_per_cycle * target.device.efficiency,
+    )
+
+
+def data_bytes(work: LayerWork, w: Widths) -> float:
+    """Bytes a layer reads and writes once: inputs, weights, outputs."""
+    bits = (
+        work.model_input_elements * MODEL_INPUT_BITS
+        + work.input_elements * w.activations
+        + work.output_elements * w.activations
+        + work.weights * w.weights
+    )
+    return bits / 8.0
+
+
+def layer_cost(work: LayerWork, target: Target, wbits: int, abits: int) -> Cost:
+    """Latency of one layer on `target` at (wbits, abits)."""
+    if work.free:
+        return Cost(0.0, 0.0, 0.0, 0.0)
+    dev = target.device
+    w = widths(target, wbits, abits)
+    hz = dev.clock_mhz * 1e6
+    overhead = dev.layer_overhead_us * 1e-6
+    elementwise_s = work.elementwise_ops / (dev.elementwise_per_cycle * dev.cores * hz)
+    if dev.systolic is not None:
+        arr = dev.systolic
+        cycles = 0.0
+        mem = 0.0
+        in_bits = _ifmap_bits(work, w)
+        for sim in work.sims:
+            cycles += compute_cycles(sim, arr.rows, arr.cols, arr.dataflow) / w.macs_per_cycle
+            words = operand_words(sim, arr.rows, arr.cols, arr.dataflow)
+            mem += memory_cycles(words, in_bits, w.weights, w.activations, dev.bytes_per_cycle)
+        if not work.sims:  # no MACs: the data goes in and out once
+            mem = data_bytes(work, w) / dev.bytes_per_cycle
+        compute_s, memory_s = cycles / hz + elementwise_s, mem / hz
+        return Cost(compute_s, memory_s, overhead, compute_s + memory_s + overhead)
+    compute_s = work.macs / (w.macs_per_cycle * dev.cores * hz) + elementwise_s
+    memory_s = data_bytes(work, w) / (dev.bandwidth_gbps * 1e9)
+    return Cost(compute_s, memory_s, overhead, max(compute_s, memory_s) + overhead)
+
+
+def _ifmap_bits(work: LayerWork, w: Widths) -> int:
+    """Width of the ifmap operand: 8 when the layer reads only model inputs."""
+    if work.model_input_elements and not work.input_elements:
+        return MODEL_INPUT_BITS
+    return w.activations

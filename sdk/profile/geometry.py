@@ -1,0 +1,167 @@
+"""What a layer asks of the hardware: its matrix products (as SCALE-Sim layers) and its data.
+
+Every layer with MACs becomes one or more SCALE-Sim conv rows (ifmap h/w, filter h/w, channels,
+filters, strides), repeated `repeat` times: a grouped or depthwise conv is `groups` independent
+convs (SCALE-Sim itself splits a depthwise layer into one layer per channel). Convolutions take
+their geometry from `layer.attrs` (kernel, strides, filters, groups) where the importer filled
+it, else from the shapes and the MAC count; anything else with MACs (Dense, LSTM, attention, ...)
+becomes the GEMM its MACs and output shape imply (a conv row with a 1 x K filter).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from splitsdk.graph.model import Layer, LayerGraph
+
+# Layers that only relabel data: no compute, no data movement.
+FREE_OPS = frozenset(
+    {"InputLayer", "Reshape", "Flatten", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "Identity",
+     "GaussianNoise", "GaussianDropout", "ActivityRegularization", "Squeeze", "Unsqueeze"}
+)
+CONV_OPS = frozenset({"Conv1D", "Conv2D", "Conv", "DepthwiseConv1D", "DepthwiseConv2D"})
+DEPTHWISE_OPS = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
+
+
+@dataclass(frozen=True)
+class SimLayer:
+    """One SCALE-Sim topology row (valid padding: the ifmap is the padded input), run `repeat` times."""
+
+    ifmap_h: int
+    ifmap_w: int
+    filter_h: int
+    filter_w: int
+    channels: int
+    filters: int
+    stride_h: int = 1
+    stride_w: int = 1
+    repeat: int = 1
+
+    @property
+    def ofmap_h(self) -> int:
+        return math.ceil((self.ifmap_h - self.filter_h + self.stride_h) / self.stride_h)
+
+    @property
+    def ofmap_w(self) -> int:
+        return math.ceil((self.ifmap_w - self.filter_w + self.stride_w) / self.stride_w)
+
+    @property
+    def m(self) -> int:
+        """GEMM rows: output pixels per filter."""
+        return self.ofmap_h * self.ofmap_w
+
+    @property
+    def n(self) -> int:
+        """GEMM columns: filters."""
+        return self.filters
+
+    @property
+    def k(self) -> int:
+        """GEMM depth: the convolution window."""
+        return self.filter_h * self.filter_w * self.channels
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.n * self.k * self.repeat
+
+    def row(self) -> list[int]:
+        """The topology row SCALE-Sim reads (without the layer name)."""
+        return [self.ifmap_h, self.ifmap_w, self.filter_h, self.filter_w, self.channels, self.filters,
+                self.stride_h, self.stride_w]
+
+    @classmethod
+    def gemm(cls, m: int, n: int, k: int, repeat: int = 1) -> SimLayer:
+        """An M x K by K x N product as SCALE-Sim's GEMM mode writes it."""
+        return cls(ifmap_h=m, ifmap_w=k, filter_h=1, filter_w=k, channels=1, filters=n, repeat=repeat)
+
+
+@dataclass(frozen=True)
+class LayerWork:
+    """The work of one layer: matrix products, other element operations, and tensor sizes."""
+
+    sims: tuple[SimLayer, ...]
+    macs: int
+    elementwise_ops: int  # element operations outside the MAC array (adds, pooling, ...)
+    input_elements: int  # activations read from other layers
+    model_input_elements: int  # model inputs read (camera frames: 8 bits)
+    output_elements: int
+    weights: int
+    free: bool = False
+
+
+def layer_work(graph: LayerGraph, layer: Layer) -> LayerWork:
+    """Describe `layer` of `graph` for the latency models."""
+    in_elems = sum(graph.tensors[t].elements for t in layer.inputs if t not in graph.inputs)
+    model_in = sum(graph.tensors[t].elements for t in layer.inputs if t in graph.inputs)
+    out_elems = sum(graph.tensors[t].elements for t in layer.outputs)
+    if layer.op in FREE_OPS:
+        return LayerWork((), 0, 0, in_elems, model_in, out_elems, 0, free=True)
+    sims = _sim_layers(graph, layer) if layer.macs > 0 else ()
+    elementwise = 0 if sims else max(in_elems + model_in, out_elems)
+    return LayerWork(tuple(sims), layer.macs, elementwise, in_elems, model_in, out_elems, layer.weights)
+
+
+def _sim_layers(graph: LayerGraph, layer: Layer) -> list[SimLayer]:
+    out_shape = graph.tensors[layer.outputs[0]].shape if layer.outputs else ()
+    in_shape = graph.tensors[layer.inputs[0]].shape if layer.inputs else ()
+    if layer.op in CONV_OPS:
+        conv = _conv(layer, in_shape, out_shape)
+        if conv is not None:
+            return conv
+    return [_gemm_from_macs(layer.macs, out_shape)]
+
+
+def _gemm_from_macs(macs: int, out_shape: Sequence[int]) -> SimLayer:
+    n = int(out_shape[-1]) if out_shape else 1
+    m = max(1, math.prod(out_shape) // n) if out_shape else 1
+    k = max(1, math.ceil(macs / (m * n)))
+    return SimLayer.gemm(m, n, k)
+
+
+def _pair(value: Any, default: int) -> tuple[int, int] | None:
+    if value is None:
+        return (default, default)
+    if isinstance(value, int):
+        return (value, value)
+    vals = [int(v) for v in value]
+    if len(vals) == 1:
+        return (1, vals[0])  # 1-D ops work along the width
+    if len(vals) == 2:
+        return (vals[0], vals[1])
+    return None
+
+
+def _conv(layer: Layer, in_shape: Sequence[int], out_shape: Sequence[int]) -> list[SimLayer] | None:
+    """The conv rows of a (grouped, depthwise, 1-D) convolution, or None when shapes do not fit."""
+    if len(out_shape) == 2 and len(in_shape) == 2:  # 1-D: (width, channels)
+        (iw, cin), (ow, cout), ih, oh = in_shape, out_shape, 1, 1
+    elif len(out_shape) == 3 and len(in_shape) == 3:
+        (ih, iw, cin), (oh, ow, cout) = in_shape, out_shape
+    else:
+        return None
+    attrs = layer.attrs
+    groups = int(attrs.get("groups", cin if layer.op in DEPTHWISE_OPS else 1))
+    if groups < 1 or cin % groups or cout % groups:
+        return None
+    ch, nf = cin // groups, cout // groups
+    kernel = _pair(attrs.get("kernel"), 0) if "kernel" in attrs else None
+    if kernel is None:
+        area = layer.macs / (oh * ow * ch * nf * groups)
+        side = round(math.sqrt(area))
+        if ih == 1 and area == round(area):
+            kernel = (1, int(area))
+        elif side * side == round(area) and abs(area - round(area)) < 1e-9:
+            kernel = (side, side)
+        else:
+            return None
+    strides = _pair(attrs.get("strides"), 0) if "strides" in attrs else None
+    if strides is None:
+        strides = (max(1, round(ih / oh)), max(1, round(iw / ow)))
+    (kh, kw), (sh, sw) = kernel, strides
+    sim = SimLayer((oh - 1) * sh + kh, (ow - 1) * sw + kw, kh, kw, ch, nf, sh, sw, repeat=groups)
+    if sim.m != oh * ow or (layer.macs and sim.macs != layer.macs):
+        return None  # dilations or an importer convention this model does not know: use the GEMM
+    return [sim]
