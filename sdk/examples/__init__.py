@@ -1,0 +1,1 @@
+"""Example models for the demo and the docs (built in code: no downloads)."""
