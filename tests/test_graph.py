@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import model_zoo
 from splitsdk.graph import build_keras, load_graph
+
+import model_zoo
 
 # (index -> (crossing tensors, transmit elements, edge weights, peak working set)), computed by hand:
 # weights = kernel + bias (BN folded into conv1 leaves a bias), peak = inputs + outputs of the running

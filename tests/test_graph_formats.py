@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import model_zoo
-import onnx_zoo
 from splitsdk.errors import ModelError, UnsupportedLayerError
 from splitsdk.graph import load_graph
+
+import model_zoo
+import onnx_zoo
 
 
 def _table(graph) -> list[tuple[int, int, int, list[tuple[int, ...]]]]:  # type: ignore[no-untyped-def]

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import model_zoo
-import onnx_zoo
 from splitsdk.errors import DataError
 from splitsdk.graph import load_graph
 from splitsdk.quant import load_dataset, measure_sensitivity, quantize_range, quantize_symmetric
+
+import model_zoo
+import onnx_zoo
 
 
 def test_symmetric_quantiser_per_channel() -> None:

@@ -103,8 +103,8 @@ class LayerGraph:
         self.inputs = [t.name for t in inputs]
         self.outputs = list(outputs)
         self.tensors = dict(tensors)
-        for t in inputs:
-            self.tensors[t.name] = t
+        for info in inputs:
+            self.tensors[info.name] = info
         self.source_format = source_format
         self.source = source  # the original model object (keras.Model, onnx.ModelProto)
         self.g: nx.DiGraph = nx.DiGraph()
