@@ -199,3 +199,22 @@ def test_missing_sensitivity_and_profile_name_the_layer() -> None:
     graph, prof, sens = random_problem_parts(1, 4, BITS)
     with pytest.raises(PlanError, match="uplink"):
         PlanProblem(graph, prof, sens, Link(0.0), BITS, 10**6)
+
+
+def test_container_storage_counts_sub_byte_values_as_int8() -> None:
+    """A TFLite-like device holds 2- and 4-bit values in int8: memory does not shrink below 8 bits."""
+    graph, prof, sens = random_problem_parts(5, 6, BITS)
+    memory = int(graph.total_weights * 0.9 + graph.input_elements * 3)
+    p = PlanProblem(
+        graph, prof, sens, Link(5.0, 10.0), BITS, memory, max_error=5.0, storage_bits={2: 8, 4: 8}
+    )
+    n = len(p.order)
+    assert p.evaluate(p.uniform(n, 2)).memory_bytes == p.evaluate(p.uniform(n, 8)).memory_bytes
+    assert p.evaluate(p.uniform(n, 2)).transmit_bytes == 0
+    k = next(k for k in range(1, n) if p.candidates[k].crossing)
+    assert p.evaluate(p.uniform(k, 2)).transmit_bytes < p.evaluate(p.uniform(k, 8)).transmit_bytes
+    chosen = select(p, candidate_list(p)).chosen
+    assert chosen.evaluation.memory_bytes <= memory
+    best = exact.exhaustive(p)
+    assert best.evaluation.total_ms <= chosen.evaluation.total_ms + 1e-9
+    assert exact.milp(p).evaluation.total_ms == pytest.approx(best.evaluation.total_ms)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from splitsdk.plan.lagrangian import Points, allocate, allocate_budget
-from splitsdk.plan.problem import Assignment, Evaluation, PlanProblem, tensor_bytes
+from splitsdk.plan.problem import Assignment, Evaluation, PlanProblem
 
 ORIGIN_CLOUD = "cloud-only"
 ORIGIN_UNIFORM = "uniform"
@@ -64,7 +64,10 @@ def potential_splits(problem: PlanProblem) -> list[int]:
 def weight_items(problem: PlanProblem, k: int) -> dict[str, Points]:
     """Problem (8)'s items: one per weight set on the edge, (bytes, summed weight MSE of its users)."""
     return {
-        key: {b: (tensor_bytes(w, b), sum(problem.weight_mse(u, b) for u in users)) for b in problem.bits}
+        key: {
+            b: (problem.stored_bytes(w, b), sum(problem.weight_mse(u, b) for u in users))
+            for b in problem.bits
+        }
         for key, (w, users) in problem.weight_keys(k).items()
     }
 
@@ -73,7 +76,7 @@ def activation_items(problem: PlanProblem, k: int) -> dict[str, Points]:
     """Problem (9)'s items: one per edge layer, (bytes of its outputs, output activation MSE)."""
     return {
         name: {
-            b: (tensor_bytes(problem.output_elements(name), b), problem.activation_mse(name, b))
+            b: (problem.stored_bytes(problem.output_elements(name), b), problem.activation_mse(name, b))
             for b in problem.bits
         }
         for name in problem.order[:k]
@@ -89,7 +92,7 @@ def split_candidates(problem: PlanProblem, k: int) -> list[Candidate]:
     """Algorithm 1's inner loops for one potential split: the budget grid and the uniform anchors."""
     steps = problem.live_steps(k)
     keys = problem.weight_keys(k)
-    w_budgets = sorted({sum(tensor_bytes(w, b) for w, _ in keys.values()) for b in problem.bits})
+    w_budgets = sorted({sum(problem.stored_bytes(w, b) for w, _ in keys.values()) for b in problem.bits})
     a_budgets = sorted(
         {problem.peak_activation_bytes(steps, problem.uniform(k, b).abits) for b in problem.bits}
     )

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import networkx as nx
@@ -58,13 +58,20 @@ def evaluate_cut(
     edge: Iterable[str],
     bits: int,
     problem: PlanProblem | None = None,
+    storage_bits: Mapping[int, int] | None = None,
 ) -> Evaluation:
     """Figures of any closed set of edge layers, every edge layer at `bits` (32: float).
 
     Same rules as `PlanProblem.evaluate` (crossing tensors: edge-produced or model inputs read in
     the cloud, and model outputs made on the edge unless everything runs there); the error proxy
-    comes from `problem`'s sensitivities when given, else it is 0 (float only).
+    comes from `problem`'s sensitivities when given, else it is 0 (float only). Memory uses the
+    problem's (or the given) storage widths.
     """
+    storage = dict(problem.storage_bits) if problem is not None else dict(storage_bits or {})
+
+    def stored(elements: int, b: int) -> int:
+        return tensor_bytes(elements, storage.get(b, b))
+
     order = graph.topological_order()
     on_edge = set(edge)
     prefix = [graph.layer(n) for n in order if n in on_edge]
@@ -87,7 +94,7 @@ def evaluate_cut(
     tx = sum(tensor_bytes(graph.tensors[t].elements, tbits(t)) for t in crossing)
     keep = set(crossing) | (set(graph.outputs) if everything else set())
     steps = graph._live_sets(prefix, keep) if prefix else []  # same liveness as live_sets(k)
-    peak = max((sum(tensor_bytes(e, tbits(t)) for t, e in s.items()) for s in steps), default=0)
+    peak = max((sum(stored(e, tbits(t)) for t, e in s.items()) for s in steps), default=0)
     weights = {lay.weight_key: lay.weights for lay in prefix if lay.quantizable}
     error = 0.0
     if problem is not None:
@@ -99,7 +106,7 @@ def evaluate_cut(
         transmit_ms=link.transmit_ms(tx),
         cloud_ms=sum(profile.cloud_ms(n) for n in order if n not in on_edge),
         transmit_bytes=tx,
-        edge_weight_bytes=sum(tensor_bytes(w, bits) for w in weights.values()),
+        edge_weight_bytes=sum(stored(w, bits) for w in weights.values()),
         peak_activation_bytes=peak,
         error=error,
     )
@@ -202,7 +209,14 @@ def baselines(
         where = "the unoptimised graph"
     k = neurosurgeon_split(chain_graph, chain_profile, problem.link)
     chain_order = chain_graph.topological_order()
-    ev = evaluate_cut(chain_graph, chain_profile, problem.link, chain_order[:k], FLOAT_BITS)
+    ev = evaluate_cut(
+        chain_graph,
+        chain_profile,
+        problem.link,
+        chain_order[:k],
+        FLOAT_BITS,
+        storage_bits=problem.storage_bits,
+    )
     out["neurosurgeon"] = Baseline(
         name="Neurosurgeon",
         kind=kind_of(k, len(chain_order)),
@@ -215,7 +229,7 @@ def baselines(
         note=f"float, best split of the topological chain of {where}; scored with its real crossing tensors",
     )
     cut = min_cut_edge_layers(problem.graph, problem.profile, problem.link)
-    full = tensor_bytes(problem.graph.total_weights, FLOAT_BITS)
+    full = problem.stored_bytes(problem.graph.total_weights, FLOAT_BITS)
     out["qdmp"] = _baseline(
         problem, "QDMP", cut, FLOAT_BITS, "float min-cut of the DAG; whole model on the device", full
     )

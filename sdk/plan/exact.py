@@ -114,12 +114,14 @@ def _score(
         err += np.array([problem.activation_mse(name, a) for a in bits])[ac]
     mem = np.zeros(len(grid), dtype=np.int64)
     for key in key_names:
-        mem += np.array([tensor_bytes(keys[key][0], b) for b in bits], dtype=np.int64)[grid[:, key_col[key]]]
+        mem += np.array([problem.stored_bytes(keys[key][0], b) for b in bits], dtype=np.int64)[
+            grid[:, key_col[key]]
+        ]
     peak = np.zeros(len(grid), dtype=np.int64)
     for step in problem.live_steps(k):
         total = np.zeros(len(grid), dtype=np.int64)
         for t, e in step.items():
-            total += _tensor_bytes_column(problem, grid, act_col, t, e, bits)
+            total += _tensor_bytes_column(problem, grid, act_col, t, e, bits, stored=True)
         peak = np.maximum(peak, total)
     tx = np.zeros(len(grid), dtype=np.int64)
     for c in problem.candidates[k].crossing:
@@ -142,11 +144,14 @@ def _tensor_bytes_column(
     tensor: str,
     elements: int,
     bits: list[int],
+    stored: bool = False,
 ) -> np.ndarray:
+    """A tensor's bytes per grid row: in device memory (`stored`) or packed on the wire."""
+    size = problem.stored_bytes if stored else tensor_bytes
     producer = problem.graph.tensors[tensor].producer
     if producer is None:
-        return np.full(len(grid), tensor_bytes(elements, INPUT_BITS), dtype=np.int64)
-    per_bits = np.array([tensor_bytes(elements, b) for b in bits], dtype=np.int64)
+        return np.full(len(grid), size(elements, INPUT_BITS), dtype=np.int64)
+    per_bits = np.array([size(elements, b) for b in bits], dtype=np.int64)
     return per_bits[grid[:, act_col[producer]]]
 
 
@@ -202,7 +207,7 @@ def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment
         r: dict[int, float] = {ma_col: -1.0}
         const = 0.0
         for t, e in step.items():
-            for coef, j in _tensor_terms(problem, names, t, e):
+            for coef, j in _tensor_terms(problem, names, t, e, stored=True):
                 if j < 0:
                     const += coef
                 else:
@@ -211,7 +216,7 @@ def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment
     mem: dict[int, float] = {ma_col: 1.0}
     for key in ykeys:
         for w in bits:
-            mem[ycol[(key, w)]] = float(tensor_bytes(keys[key][0], w))
+            mem[ycol[(key, w)]] = float(problem.stored_bytes(keys[key][0], w))
     rows.append((mem, -inf, float(problem.memory_bytes)))
     if problem.max_error is not None:
         err: dict[int, float] = {}
@@ -253,13 +258,15 @@ def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment
 
 
 def _tensor_terms(
-    problem: PlanProblem, names: list[tuple[str, int, int]], tensor: str, elements: int
+    problem: PlanProblem, names: list[tuple[str, int, int]], tensor: str, elements: int, stored: bool = False
 ) -> list[tuple[float, int]]:
-    """The bytes of a tensor as (coefficient, column) terms; column -1 is a constant."""
+    """A tensor's bytes (in device memory if `stored`, else on the wire) as (coefficient, column)
+    terms; column -1 is a constant."""
+    size = problem.stored_bytes if stored else tensor_bytes
     producer = problem.graph.tensors[tensor].producer
     if producer is None:
-        return [(float(tensor_bytes(elements, INPUT_BITS)), -1)]
-    return [(float(tensor_bytes(elements, a)), j) for j, (name, _, a) in enumerate(names) if name == producer]
+        return [(float(size(elements, INPUT_BITS)), -1)]
+    return [(float(size(elements, a)), j) for j, (name, _, a) in enumerate(names) if name == producer]
 
 
 def solve(problem: PlanProblem, exhaustive_limit: int = 200_000) -> ExactResult:

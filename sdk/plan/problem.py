@@ -88,7 +88,10 @@ class PlanProblem:
     """The inputs of a planning run, checked, with per-split facts precomputed.
 
     `bits` is the candidate set B (e.g. [2, 4, 8]); `memory_bytes` the edge memory M for weights and
-    activations; `max_error` the error-proxy threshold (None: no accuracy constraint).
+    activations; `max_error` the error-proxy threshold (None: no accuracy constraint);
+    `storage_bits` maps a width to the bits one value occupies in the device's memory where that
+    differs (a TFLite runtime holds 2/4/6-bit values in int8 containers); on the wire every
+    tensor is packed to its own width.
     """
 
     graph: LayerGraph
@@ -98,6 +101,7 @@ class PlanProblem:
     bits: Sequence[int]
     memory_bytes: int
     max_error: float | None = None
+    storage_bits: Mapping[int, int] = field(default_factory=dict)
     order: list[str] = field(init=False)
     candidates: list[SplitCandidate] = field(init=False)
     _live: dict[int, list[dict[str, int]]] = field(init=False, default_factory=dict, repr=False)
@@ -201,14 +205,21 @@ class PlanProblem:
             tensor_bytes(c.elements, self.tensor_bits(c.tensor, abits)) for c in self.candidates[k].crossing
         )
 
+    def stored_bytes(self, elements: int, bits: int) -> int:
+        """Bytes a tensor of `bits`-bit values occupies in the device's memory."""
+        return tensor_bytes(elements, self.storage_bits.get(bits, bits))
+
     def peak_activation_bytes(self, steps: Iterable[Mapping[str, int]], abits: Mapping[str, int]) -> int:
         return max(
-            (sum(tensor_bytes(e, self.tensor_bits(t, abits)) for t, e in step.items()) for step in steps),
+            (
+                sum(self.stored_bytes(e, self.tensor_bits(t, abits)) for t, e in step.items())
+                for step in steps
+            ),
             default=0,
         )
 
     def weight_bytes(self, k: int, wbits: Mapping[str, int]) -> int:
-        return sum(tensor_bytes(w, wbits[users[0]]) for w, users in self.weight_keys(k).values())
+        return sum(self.stored_bytes(w, wbits[users[0]]) for w, users in self.weight_keys(k).values())
 
     def evaluate(self, a: Assignment) -> Evaluation:
         """Latency (eq. 1), memory and error proxy of an assignment; checks it is complete and consistent."""
