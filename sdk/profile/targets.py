@@ -197,13 +197,14 @@ def _container(bits: int) -> int:
 # -- loading ----------------------------------------------------------------------------------------
 
 
-def _targets_dir() -> Path:
+def builtin_targets_dir() -> Path:
+    """The folder of the descriptors shipped as package data."""
     return Path(str(resources.files("splitsdk.targets")))
 
 
 def list_targets() -> list[str]:
     """Names of the targets shipped with splitsdk, sorted."""
-    return sorted(p.stem for p in _targets_dir().glob("*.toml"))
+    return sorted(p.stem for p in builtin_targets_dir().glob("*.toml"))
 
 
 def load_target(name_or_path: str | Path) -> Target:
@@ -211,7 +212,7 @@ def load_target(name_or_path: str | Path) -> Target:
     text = str(name_or_path)
     path = Path(text)
     if not (text.endswith(".toml") or path.exists()):
-        path = _targets_dir() / f"{text}.toml"
+        path = builtin_targets_dir() / f"{text}.toml"
         if not path.is_file():
             raise TargetError(f"unknown target '{text}' (known: {', '.join(list_targets())})")
     if not path.is_file():
