@@ -53,9 +53,7 @@ def potential_splits(problem: PlanProblem) -> list[int]:
     out = []
     for k in range(1, len(problem.order) + 1):
         uni = problem.uniform(k, bmin)
-        ev_mem = problem.weight_bytes(k, uni.wbits) + problem.peak_activation_bytes(
-            problem.live_steps(k), uni.abits
-        )
+        ev_mem = problem.weight_bytes(k, uni.wbits) + problem.peak_activation_bytes(problem.live_steps(k), uni.abits)
         if ev_mem <= problem.memory_bytes and problem.transmit_bytes(k, uni.abits) <= problem.input_bytes:
             out.append(k)
     return out
@@ -64,10 +62,7 @@ def potential_splits(problem: PlanProblem) -> list[int]:
 def weight_items(problem: PlanProblem, k: int) -> dict[str, Points]:
     """Problem (8)'s items: one per weight set on the edge, (bytes, summed weight MSE of its users)."""
     return {
-        key: {
-            b: (problem.stored_bytes(w, b), sum(problem.weight_mse(u, b) for u in users))
-            for b in problem.bits
-        }
+        key: {b: (problem.stored_bytes(w, b), sum(problem.weight_mse(u, b) for u in users)) for b in problem.bits}
         for key, (w, users) in problem.weight_keys(k).items()
     }
 
@@ -93,9 +88,7 @@ def split_candidates(problem: PlanProblem, k: int) -> list[Candidate]:
     steps = problem.live_steps(k)
     keys = problem.weight_keys(k)
     w_budgets = sorted({sum(problem.stored_bytes(w, b) for w, _ in keys.values()) for b in problem.bits})
-    a_budgets = sorted(
-        {problem.peak_activation_bytes(steps, problem.uniform(k, b).abits) for b in problem.bits}
-    )
+    a_budgets = sorted({problem.peak_activation_bytes(steps, problem.uniform(k, b).abits) for b in problem.bits})
     w_items, a_items = weight_items(problem, k), activation_items(problem, k)
     found: list[Candidate] = []
     w_allocs = {mw: allocate_budget(w_items, mw) for mw in w_budgets}
@@ -127,9 +120,7 @@ def cloud_only(problem: PlanProblem) -> Candidate:
     return Candidate(a, problem.evaluate(a), ORIGIN_CLOUD)
 
 
-def candidate_list(
-    problem: PlanProblem, progress: Callable[[int, int], None] | None = None
-) -> list[Candidate]:
+def candidate_list(problem: PlanProblem, progress: Callable[[int, int], None] | None = None) -> list[Candidate]:
     """The candidate list S of Algorithm 1, deduplicated and sorted by predicted latency (eq. 1)."""
     splits = potential_splits(problem)
     found = [cloud_only(problem)]

@@ -98,9 +98,7 @@ def evaluate_cut(
     weights = {lay.weight_key: lay.weights for lay in prefix if lay.quantizable}
     error = 0.0
     if problem is not None:
-        error = sum(
-            problem.weight_mse(lay.name, bits) + problem.activation_mse(lay.name, bits) for lay in prefix
-        )
+        error = sum(problem.weight_mse(lay.name, bits) + problem.activation_mse(lay.name, bits) for lay in prefix)
     return Evaluation(
         edge_ms=sum(edge_latency(graph, profile, lay.name, bits, bits) for lay in prefix),
         transmit_ms=link.transmit_ms(tx),
@@ -141,9 +139,7 @@ def min_cut_edge_layers(graph: LayerGraph, profile: LatencyProfile, link: Link) 
     order = graph.topological_order()
     for name in order:
         g.add_edge(src, name, capacity=round(profile.cloud_ms(name) * scale))
-        g.add_edge(
-            name, sink, capacity=round(edge_latency(graph, profile, name, FLOAT_BITS, FLOAT_BITS) * scale)
-        )
+        g.add_edge(name, sink, capacity=round(edge_latency(graph, profile, name, FLOAT_BITS, FLOAT_BITS) * scale))
     for t, info in sorted(graph.tensors.items()):
         producer = info.producer if info.producer is not None else src
         if info.producer is None and t not in graph.inputs:
@@ -196,9 +192,7 @@ def baselines(
     }
     for b in UNIFORM_WIDTHS:
         if b in problem.bits:
-            out[f"u{b}"] = _baseline(
-                problem, f"U{b}", order, b, f"all layers on the device, uniformly {b}-bit"
-            )
+            out[f"u{b}"] = _baseline(problem, f"U{b}", order, b, f"all layers on the device, uniformly {b}-bit")
     if chain_graph is None or chain_profile is None:
         chain_graph, chain_profile, where = (
             problem.graph,
@@ -233,9 +227,7 @@ def baselines(
     out["qdmp"] = _baseline(
         problem, "QDMP", cut, FLOAT_BITS, "float min-cut of the DAG; whole model on the device", full
     )
-    out["qdmp_e"] = _baseline(
-        problem, "QDMP_E", cut, FLOAT_BITS, "QDMP's cut, only the edge part on the device"
-    )
+    out["qdmp_e"] = _baseline(problem, "QDMP_E", cut, FLOAT_BITS, "QDMP's cut, only the edge part on the device")
     if 4 in problem.bits:
         out["qdmp_e_u4"] = _baseline(problem, "QDMP_E+U4", cut, 4, "QDMP's cut, edge part uniformly 4-bit")
     return out

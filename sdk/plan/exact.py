@@ -68,9 +68,7 @@ def _exhaustive_split(problem: PlanProblem, k: int, limit: int) -> Assignment | 
     edge = problem.order[:k]
     nvars = len(key_names) + len(edge)
     if nb**nvars > limit:
-        raise PlanError(
-            f"exhaustive: split {k} has {nb}^{nvars} assignments, over the limit {limit}; use milp"
-        )
+        raise PlanError(f"exhaustive: split {k} has {nb}^{nvars} assignments, over the limit {limit}; use milp")
     # enumerate in chunks: the leading variables fixed per chunk, the rest as one numpy grid
     n_lead = max(0, nvars - 12)
     tail = np.array(list(itertools.product(range(nb), repeat=nvars - n_lead)), dtype=np.int64)
@@ -114,9 +112,7 @@ def _score(
         err += np.array([problem.activation_mse(name, a) for a in bits])[ac]
     mem = np.zeros(len(grid), dtype=np.int64)
     for key in key_names:
-        mem += np.array([problem.stored_bytes(keys[key][0], b) for b in bits], dtype=np.int64)[
-            grid[:, key_col[key]]
-        ]
+        mem += np.array([problem.stored_bytes(keys[key][0], b) for b in bits], dtype=np.int64)[grid[:, key_col[key]]]
     peak = np.zeros(len(grid), dtype=np.int64)
     for step in problem.live_steps(k):
         total = np.zeros(len(grid), dtype=np.int64)
@@ -234,9 +230,7 @@ def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment
     upper[ma_col] = inf
     h.addVars(ncols, lower, upper)
     h.changeColsCost(ncols, np.arange(ncols, dtype=np.int32), obj)
-    h.changeColsIntegrality(
-        ma_col, np.arange(ma_col, dtype=np.int32), np.full(ma_col, highspy.HighsVarType.kInteger)
-    )
+    h.changeColsIntegrality(ma_col, np.arange(ma_col, dtype=np.int32), np.full(ma_col, highspy.HighsVarType.kInteger))
     for r, lo, hi in rows:
         idx = np.array(sorted(r), dtype=np.int32)
         h.addRow(lo, hi, len(idx), idx, np.array([r[i] for i in idx]))

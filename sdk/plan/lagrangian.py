@@ -59,9 +59,7 @@ def lower_hull(points: Points) -> Hull:
             else:
                 break
         kept.append((bits, rate, dist))
-    slopes = tuple(
-        (kept[j][2] - kept[j + 1][2]) / (kept[j + 1][1] - kept[j][1]) for j in range(len(kept) - 1)
-    )
+    slopes = tuple((kept[j][2] - kept[j + 1][2]) / (kept[j + 1][1] - kept[j][1]) for j in range(len(kept) - 1))
     return Hull(bits=tuple(b for b, _, _ in kept), slopes=slopes)
 
 

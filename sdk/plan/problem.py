@@ -105,9 +105,7 @@ class PlanProblem:
     order: list[str] = field(init=False)
     candidates: list[SplitCandidate] = field(init=False)
     _live: dict[int, list[dict[str, int]]] = field(init=False, default_factory=dict, repr=False)
-    _keys: dict[int, dict[str, tuple[int, tuple[str, ...]]]] = field(
-        init=False, default_factory=dict, repr=False
-    )
+    _keys: dict[int, dict[str, tuple[int, tuple[str, ...]]]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.memory_bytes <= 0:
@@ -201,9 +199,7 @@ class PlanProblem:
         return INPUT_BITS if producer is None else abits[producer]
 
     def transmit_bytes(self, k: int, abits: Mapping[str, int]) -> int:
-        return sum(
-            tensor_bytes(c.elements, self.tensor_bits(c.tensor, abits)) for c in self.candidates[k].crossing
-        )
+        return sum(tensor_bytes(c.elements, self.tensor_bits(c.tensor, abits)) for c in self.candidates[k].crossing)
 
     def stored_bytes(self, elements: int, bits: int) -> int:
         """Bytes a tensor of `bits`-bit values occupies in the device's memory."""
@@ -211,10 +207,7 @@ class PlanProblem:
 
     def peak_activation_bytes(self, steps: Iterable[Mapping[str, int]], abits: Mapping[str, int]) -> int:
         return max(
-            (
-                sum(self.stored_bytes(e, self.tensor_bits(t, abits)) for t, e in step.items())
-                for step in steps
-            ),
+            (sum(self.stored_bytes(e, self.tensor_bits(t, abits)) for t, e in step.items()) for step in steps),
             default=0,
         )
 
@@ -238,9 +231,7 @@ class PlanProblem:
                 raise PlanError(f"weight_bits: layers {list(users)} share weights but differ in bits")
         edge_ms = sum(self.edge_ms(n, wbits.get(n, abits[n]), abits[n]) for n in edge)
         tx = self.transmit_bytes(k, abits)
-        error = sum(
-            self.weight_mse(n, wbits.get(n, FLOAT_BITS)) + self.activation_mse(n, abits[n]) for n in edge
-        )
+        error = sum(self.weight_mse(n, wbits.get(n, FLOAT_BITS)) + self.activation_mse(n, abits[n]) for n in edge)
         return Evaluation(
             edge_ms=edge_ms,
             transmit_ms=self.link.transmit_ms(tx),

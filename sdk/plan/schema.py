@@ -371,9 +371,7 @@ def validate(data: Any, src: str = "plan.json") -> Plan:
         raise top.fail("expected a JSON object")
     version = top.key("schema_version").int_()
     if version != SCHEMA_VERSION:
-        raise top.key("schema_version").fail(
-            f"unsupported version {version} (this splitsdk reads {SCHEMA_VERSION})"
-        )
+        raise top.key("schema_version").fail(f"unsupported version {version} (this splitsdk reads {SCHEMA_VERSION})")
     model = top.key("model")
     model_d = {"name": model.key("name").str_(), "sha256": model.key("sha256").str_()}
     if model.key("format", optional=True).value is not None:
@@ -425,11 +423,7 @@ def validate(data: Any, src: str = "plan.json") -> Plan:
         )
     solution = _read_solution(top.key("solution"), layers)
     if solution.predicted.edge_weight_bytes + solution.predicted.peak_activation_bytes > memory:
-        raise (
-            top.key("solution")
-            .key("predicted")
-            .fail(f"needs more memory than constraints.memory_bytes = {memory}")
-        )
+        raise (top.key("solution").key("predicted").fail(f"needs more memory than constraints.memory_bytes = {memory}"))
     extra = top.key("extra", optional=True).value
     return Plan(
         model=model_d,

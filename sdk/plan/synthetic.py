@@ -45,9 +45,7 @@ def make_graph(
     return LayerGraph(name, [TensorInfo("input", input_shape)], [f"{layers[-1][0]}:0"], built, tensors)
 
 
-def chain(
-    name: str, input_shape: tuple[int, ...], rows: Sequence[tuple[str, tuple[int, ...], int]]
-) -> LayerGraph:
+def chain(name: str, input_shape: tuple[int, ...], rows: Sequence[tuple[str, tuple[int, ...], int]]) -> LayerGraph:
     """A chain of layers (op "conv" when it has weights, else "relu")."""
     spec = []
     prev = "input"

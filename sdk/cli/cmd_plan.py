@@ -1,0 +1,156 @@
+"""`splitsdk plan MODEL --target T --uplink MBPS -o plan.json`: AUTO-SPLIT's split and bit widths."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from typing import Any
+
+from splitsdk.cli.progress import progress_bar
+from splitsdk.errors import PlanError
+
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmg]i?b?|b)?\s*$", re.I)
+_FACTOR = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+
+
+def parse_bytes(text: str) -> int:
+    """A memory size: plain bytes, or with a unit (kB, MB, GB, KiB, MiB, GiB)."""
+    m = _SIZE.match(text)
+    if m is None:
+        raise PlanError(f"--memory: bad size {text!r} (expected bytes, e.g. 65536, 64MB, 256MiB)")
+    unit = (m.group(2) or "").lower().rstrip("b")
+    value = int(float(m.group(1)) * _FACTOR[unit])
+    if value <= 0:
+        raise PlanError(f"--memory: must be a positive number of bytes, got {text!r}")
+    return value
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("plan", help="choose the split and per-layer bit widths (AUTO-SPLIT) and write plan.json")
+    p.add_argument("model", help=".keras / .h5 file, SavedModel directory or .onnx file")
+    p.add_argument("--target", required=True, help="edge target (e.g. cortex-a7, eyeriss) or a target .toml")
+    p.add_argument("--cloud", default="cloud-gpu", help="cloud target (default: cloud-gpu)")
+    p.add_argument("--uplink", required=True, help="uplink rate in Mbit/s (e.g. 3, 500kbit, 1gbit)")
+    p.add_argument("--rtt", type=float, default=0.0, help="round-trip time in ms (default 0)")
+    p.add_argument("--memory", help="edge memory for weights + activations (default: the target's app memory)")
+    p.add_argument("--max-accuracy-drop", type=float, help="largest top-1 drop in points (with --eval)")
+    p.add_argument("--max-error", type=float, help="error-proxy threshold without --eval (default: uniform 8-bit)")
+    p.add_argument("--calib", help="calibration data (.npz or image folder); random inputs without it")
+    p.add_argument("--eval", dest="eval_data", help="labelled evaluation data (.npz with x and y)")
+    p.add_argument(
+        "--exact",
+        choices=["auto", "milp", "exhaustive", "none"],
+        default="auto",
+        help="also solve the joint problem exactly to report Algorithm 1's gap (default: auto)",
+    )
+    p.add_argument("-o", "--output", required=True, help="where to write plan.json")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON instead of tables")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from splitsdk.plan import Constraints, plan_model, save_plan
+    from splitsdk.plan.schema import plan_to_dict
+    from splitsdk.profile import Link, parse_rate
+
+    if args.rtt < 0:
+        raise PlanError(f"--rtt: must be >= 0, got {args.rtt}")
+    link = Link(parse_rate(args.uplink), args.rtt)
+    constraints = Constraints(
+        memory_bytes=None if args.memory is None else parse_bytes(args.memory),
+        max_accuracy_drop=args.max_accuracy_drop,
+        max_error=args.max_error,
+    )
+    with progress_bar("plan", enabled=not args.json) as tick:
+        plan = plan_model(
+            args.model,
+            args.target,
+            link,
+            constraints,
+            cloud=args.cloud,
+            calib=args.calib,
+            eval_data=args.eval_data,
+            exact=None if args.exact == "none" else args.exact,
+            progress=tick,
+        )
+    save_plan(plan, args.output)
+    if args.json:
+        print(json.dumps(plan_to_dict(plan), indent=1))
+        return 0
+    print_plan(plan)
+    print(f"plan: {args.output}")
+    return 0
+
+
+def _bits_summary(bits: dict[str, int]) -> str:
+    counts: dict[int, int] = {}
+    for b in bits.values():
+        counts[b] = counts.get(b, 0) + 1
+    return ", ".join(f"{n}x{b}" for b, n in sorted(counts.items())) or "-"
+
+
+def print_plan(plan: Any) -> None:
+    """The chosen solution, why, the exact gap, and the baselines side by side."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=160)
+    s = plan.solution
+    p = s.predicted
+    console.print(
+        f"[bold]{plan.model['name']}[/] on {plan.target} -> {plan.cloud} at {plan.link['uplink_mbps']:g} Mbit/s: "
+        f"[bold]{s.kind}[/] (split index {s.split_index} of {len(plan.layers)}), "
+        f"{p.total_ms:.2f} ms = edge {p.edge_ms:.2f} + transmit {p.transmit_ms:.2f} + cloud {p.cloud_ms:.2f}"
+    )
+    if s.edge_layers:
+        console.print(
+            f"  weights: {_bits_summary(s.weight_bits)}; activations: {_bits_summary(s.activation_bits)}; "
+            f"edge memory {p.edge_weight_bytes:,} B weights + {p.peak_activation_bytes:,} B activations"
+        )
+    for c in s.crossing:
+        console.print(f"  sends {c.tensor} {list(c.shape)} at {c.bits} bits")
+    console.print(f"  why: {s.reason}")
+    for note in plan.selection.get("notes", []):
+        console.print(f"  note: {note}")
+    if plan.exact is not None:
+        console.print(
+            f"  exact optimum ({plan.exact.solver}): {plan.exact.total_ms:.2f} ms at split "
+            f"{plan.exact.split_index}; Algorithm 1's gap {plan.exact.gap * 100:.2f}%"
+        )
+    cloud_ms = plan.baselines["cloud_only"].predicted.total_ms
+    table = Table(title=f"solution vs baselines ({len(plan.candidates)} candidates)")
+    for col in [
+        "method",
+        "kind",
+        "split",
+        "bits w/a",
+        "edge ms",
+        "tx ms",
+        "cloud ms",
+        "total ms",
+        "vs CLOUD",
+        "edge MB",
+        "fits",
+    ]:
+        table.add_column(col, justify="left" if col in ("method", "kind") else "right")
+    rows = [("AUTO-SPLIT", s.kind, s.split_index, "mixed", p, True)]
+    rows += [
+        (b.name, b.kind, b.split_index, f"{b.weight_bits}/{b.activation_bits}", b.predicted, b.fits)
+        for b in plan.baselines.values()
+    ]
+    for name, kind, k, bits, pr, fits in rows:
+        table.add_row(
+            name,
+            kind,
+            "-" if k is None else str(k),
+            bits,
+            f"{pr.edge_ms:.2f}",
+            f"{pr.transmit_ms:.2f}",
+            f"{pr.cloud_ms:.2f}",
+            f"{pr.total_ms:.2f}",
+            f"{pr.total_ms / cloud_ms:.2f}x" if cloud_ms else "-",
+            f"{(pr.edge_weight_bytes + pr.peak_activation_bytes) / 1e6:.2f}",
+            "yes" if fits else "NO",
+        )
+    console.print(table)
