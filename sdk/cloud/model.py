@@ -1,0 +1,48 @@
+"""The cloud half of the split model, loaded from a bundle and run on batches.
+
+`load_cloud_runner` returns a function from batched crossing tensors (wire order, float32) to the
+model's batched outputs; it checks that the Keras model's inputs are the bundle's crossing tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from splitsdk.errors import BundleError
+from splitsdk.wire.bundle import Bundle
+
+Runner = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+
+def load_cloud_runner(bundle: Bundle) -> Runner:
+    """Load `cloud.keras` (TensorFlow imported here, lazily) and check its inputs against the manifest."""
+    import keras
+
+    try:
+        model: Any = keras.saving.load_model(bundle.cloud_model, compile=False)
+    except Exception as exc:  # keras raises many types for a bad file
+        raise BundleError(f"{bundle.cloud_model}: cannot load the cloud model: {exc}") from None
+    shapes = [tuple(int(d) for d in t.shape[1:]) for t in model.inputs]
+    want = [c.shape for c in bundle.crossing]
+    if shapes != want:
+        raise BundleError(
+            f"{bundle.cloud_model}: model inputs {shapes} do not match manifest.json crossing shapes {want}"
+        )
+
+    def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        out = model.predict_on_batch(inputs if len(inputs) > 1 else inputs[0])
+        return [np.asarray(o) for o in out] if isinstance(out, list | tuple) else [np.asarray(out)]
+
+    return run
+
+
+def null_runner(n_classes: int = 10) -> Runner:
+    """A stand-in cloud model returning uniform scores: benchmarks use it to exclude the model."""
+
+    def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.full((inputs[0].shape[0], n_classes), 1.0 / n_classes, dtype=np.float32)]
+
+    return run
