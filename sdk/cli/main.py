@@ -33,13 +33,16 @@ def import_tensorflow_quietly() -> None:
     and our contract is one clear line on stderr per error."""
     if "tensorflow" in sys.modules:
         return
-    from splitsdk.quiet import quiet
-
-    with quiet(stdout=False):
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError:
-            pass  # commands that need it say so themselves
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        pass  # commands that need it say so themselves
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
