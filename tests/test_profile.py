@@ -148,6 +148,13 @@ def test_cloud_uses_its_native_precision() -> None:
         assert p16.cloud_ms(name) == pytest.approx(layer_cost(layer_work(g, g.layer(name)), tpu, 16, 16).ms)
 
 
+def test_progress_reports_each_layer_of_each_device() -> None:
+    calls: list[tuple[str, int, int]] = []
+    build_profile(toy_graph(), "eyeriss", "tpu", progress=lambda s, i, n: calls.append((s, i, n)))
+    assert calls[0] == ("profile eyeriss", 1, 6) and calls[5] == ("profile eyeriss", 6, 6)
+    assert calls[-1] == ("profile tpu", 6, 6) and len(calls) == 12
+
+
 def test_profile_is_deterministic() -> None:
     g = toy_graph()
     assert build_profile(g, "cortex-a7", "cloud-cpu") == build_profile(g, "cortex-a7", "cloud-cpu")

@@ -16,6 +16,7 @@ from splitsdk.profile.types import LatencyProfile
 
 BACKENDS = ("analytic", "scalesim")
 CostFn = Callable[[LayerWork, Target, int, int, str], Cost]
+Progress = Callable[[str, int, int], None]
 
 
 def edge_bit_pairs(target: Target) -> list[tuple[int, int]]:
@@ -34,12 +35,13 @@ def build_profile(
     backend: str = "analytic",
     timeout_s: float = DEFAULT_TIMEOUT_S,
     cache: Path | None = None,
+    progress: Progress | None = None,
 ) -> LatencyProfile:
     """Latency of every layer on `edge` at every (wbits, abits) and on `cloud` at its native precision.
 
     `backend="scalesim"` simulates the matrix products of systolic devices with SCALE-Sim (slow,
     cached per layer); other devices keep the analytic model. A measured table replaces the model
-    for its device entirely.
+    for its device entirely. `progress(stage, done, total)` is called after each layer.
     """
     if backend not in BACKENDS:
         raise ProfileError(f"unknown profile backend '{backend}' (known: {', '.join(BACKENDS)})")
@@ -62,14 +64,22 @@ def build_profile(
         edge_ms = {name: {p: _measured(edge_table, edge_t, name, p, pairs) for p in pairs} for name in order}
     else:
         fn = cost_fn(edge_t)
-        edge_ms = {name: _model_row(fn, works[name], edge_t, name, pairs) for name in order}
+        edge_ms = {}
+        for i, name in enumerate(order):
+            edge_ms[name] = _model_row(fn, works[name], edge_t, name, pairs)
+            if progress is not None:
+                progress(f"profile {edge_t.name}", i + 1, len(order))
     native = (cloud_t.quant.native_weights, cloud_t.quant.native_activations)
     if cloud_table is not None:
         cloud_table.require(order)
         cloud_ms = {name: _measured(cloud_table, cloud_t, name, native, [native]) for name in order}
     else:
         fn = cost_fn(cloud_t)
-        cloud_ms = {name: fn(works[name], cloud_t, native[0], native[1], name).ms for name in order}
+        cloud_ms = {}
+        for i, name in enumerate(order):
+            cloud_ms[name] = fn(works[name], cloud_t, native[0], native[1], name).ms
+            if progress is not None:
+                progress(f"profile {cloud_t.name}", i + 1, len(order))
     return LatencyProfile(
         edge_device=edge_t.name,
         cloud_device=cloud_t.name,
