@@ -123,3 +123,20 @@ def load_frames(folder: str | Path, shape: tuple[int, ...]) -> list[tuple[str, n
     if not frames:
         raise DataError(f"{root}: no .npy/.png/.jpg frames")
     return frames
+
+
+def simulate(
+    bundle: Bundle,
+    host: str,
+    port: int,
+    frames: list[tuple[str, np.ndarray]],
+    device_id: str,
+    tls: ssl.SSLContext | None = None,
+    first_seq: int = 0,
+) -> list[tuple[str, Result]]:
+    """Run every frame through a simulated camera; returns (frame name, RESULT) in order."""
+    camera = EdgeClient(bundle, host, port, device_id, tls, first_seq)
+    try:
+        return [(name, camera.infer(image)) for name, image in frames]
+    finally:
+        camera.close()
