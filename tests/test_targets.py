@@ -137,3 +137,27 @@ def test_shipped_descriptors_are_package_data(tmp_path: Path) -> None:
     copy = tmp_path / "eyeriss.toml"
     shutil.copy(builtin_targets_dir() / "eyeriss.toml", copy)
     assert load_target(copy) == load_target("eyeriss")
+
+
+def test_cli_lists_targets_and_shows_one(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from splitsdk.cli.main import main
+
+    assert main(["targets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["target", "role", "kind"] and len(lines) == 1 + len(SHIPPED)
+    assert main(["targets", "cortex-a7", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["toolchain"]["triple"] == "arm-linux-gnueabihf" and "int16x8" in data["quant"]["precisions"]
+    assert main(["targets", "--json"]) == 0
+    assert [t["name"] for t in json.loads(capsys.readouterr().out)] == SHIPPED
+
+
+def test_cli_bad_target_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from splitsdk.cli.main import main
+
+    bad = INVALID[0]
+    assert main(["targets", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"splitsdk: error: {bad}: ")

@@ -8,7 +8,7 @@ Adding a target is adding a file: code reads the fields, it never tests a target
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,13 @@ class Target:
     toolchain: Toolchain | None = None
     qemu: Qemu | None = None
     path: str = field(default="", compare=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The descriptor as plain JSON data (`splitsdk targets --json`)."""
+        data = asdict(self)
+        data["quant"]["precisions"] = list(self.quant.precisions)
+        data["quant"]["runs_int16_activations"] = self.quant.runs_int16_activations
+        return data
 
 
 def _container(bits: int) -> int:
