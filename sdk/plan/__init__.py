@@ -12,6 +12,7 @@ from splitsdk.plan.build import PlanMeta, make_plan
 from splitsdk.plan.exact import ExactResult
 from splitsdk.plan.pipeline import Constraints, plan_model
 from splitsdk.plan.problem import Assignment, Evaluation, PlanProblem
+from splitsdk.plan.report import write_report
 from splitsdk.plan.schema import SCHEMA_VERSION, Plan, load_plan, save_plan
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "potential_splits",
     "save_plan",
     "select",
+    "write_report",
 ]

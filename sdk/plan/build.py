@@ -39,14 +39,14 @@ class PlanMeta:
 
 def predicted(ev: Evaluation, accuracy_drop: float | None = None) -> Predicted:
     return Predicted(
-        edge_ms=ev.edge_ms,
-        transmit_ms=ev.transmit_ms,
-        cloud_ms=ev.cloud_ms,
-        total_ms=ev.total_ms,
-        transmit_bytes=ev.transmit_bytes,
-        edge_weight_bytes=ev.edge_weight_bytes,
-        peak_activation_bytes=ev.peak_activation_bytes,
-        error=ev.error,
+        edge_ms=float(ev.edge_ms),
+        transmit_ms=float(ev.transmit_ms),
+        cloud_ms=float(ev.cloud_ms),
+        total_ms=float(ev.total_ms),
+        transmit_bytes=int(ev.transmit_bytes),
+        edge_weight_bytes=int(ev.edge_weight_bytes),
+        peak_activation_bytes=int(ev.peak_activation_bytes),
+        error=float(ev.error),
         accuracy_drop=accuracy_drop,
     )
 

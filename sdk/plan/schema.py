@@ -203,14 +203,18 @@ def dumps(plan: Plan) -> str:
     return json.dumps(plan_to_dict(plan), indent=2, allow_nan=False) + "\n"
 
 
-def write_atomic(path: str | Path, text: str) -> None:
+def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Write through a temporary file in the same folder and rename: never a half-written file."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlanError(f"{target.parent}: cannot create the folder: {exc.strerror}") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary files
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
