@@ -12,7 +12,7 @@ from splitsdk import __version__
 from splitsdk.errors import SplitSdkError
 
 # Subcommand modules under splitsdk.cli, in the order `--help` lists them.
-COMMANDS = ["cmd_inspect", "cmd_plan", "cmd_report"]
+COMMANDS = ["cmd_inspect", "cmd_serve", "cmd_certs", "cmd_edge_sim", "cmd_plan", "cmd_report", "cmd_targets"]
 
 
 def build_parser() -> argparse.ArgumentParser:
