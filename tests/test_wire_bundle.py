@@ -22,20 +22,28 @@ from splitsdk.wire.bundle import load_bundle, wire_quant_params
 INPUT_SHAPE = (8, 8, 3)
 
 
-def build_bundle(root: Path, *, two_crossings: bool = False, bits: int = 4, seed: int = 0) -> Path:
+def build_bundle(
+    root: Path,
+    *,
+    two_crossings: bool = False,
+    bits: int = 4,
+    seed: int = 0,
+    input_shape: tuple[int, int, int] = INPUT_SHAPE,
+    channels: int = 6,
+) -> Path:
     """Write a real bundle to `root` and return it. Deterministic for a given seed."""
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    inp = keras.Input(INPUT_SHAPE)
-    a = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(inp)
+    inp = keras.Input(input_shape)
+    a = keras.layers.Conv2D(channels, 3, padding="same", activation="relu")(inp)
     outs = [a]
     if two_crossings:
         outs.append(keras.layers.Conv2D(4, 3, strides=2, padding="same")(inp))
     edge = keras.Model(inp, outs if two_crossings else a)
 
-    calib = np.random.default_rng(seed).random((16, *INPUT_SHAPE), dtype=np.float32)
+    calib = np.random.default_rng(seed).random((16, *input_shape), dtype=np.float32)
 
     def representative() -> Any:
         for x in calib:
@@ -60,11 +68,18 @@ def build_bundle(root: Path, *, two_crossings: bool = False, bits: int = 4, seed
         edge_scale, edge_zp = (float(v) for v in det["quantization"])
         scale, zp = wire_quant_params(edge_scale, int(edge_zp), bits)
         lut = wire.build_lut(edge_scale, int(edge_zp), scale, zp, bits)
-        crossing.append({
-            "tensor": f"edge_out_{k}", "shape": list(shape), "edge_scale": edge_scale,
-            "edge_zero_point": int(edge_zp), "bits": bits, "scale": scale, "zero_point": zp,
-            "lut": [int(v) for v in lut],
-        })
+        crossing.append(
+            {
+                "tensor": f"edge_out_{k}",
+                "shape": list(shape),
+                "edge_scale": edge_scale,
+                "edge_zero_point": int(edge_zp),
+                "bits": bits,
+                "scale": scale,
+                "zero_point": zp,
+                "lut": [int(v) for v in lut],
+            }
+        )
         cloud_inputs.append(keras.Input(shape))
     pooled = [keras.layers.GlobalAveragePooling2D()(x) for x in cloud_inputs]
     merged = keras.layers.Concatenate()(pooled) if len(pooled) > 1 else pooled[0]
@@ -77,7 +92,7 @@ def build_bundle(root: Path, *, two_crossings: bool = False, bits: int = 4, seed
     manifest = {
         "schema_version": 1,
         "plan_sha256": hashlib.sha256(f"plan-{seed}-{two_crossings}-{bits}".encode()).hexdigest(),
-        "input": {"shape": list(INPUT_SHAPE), "dtype": "float32", "scale": 1.0, "offset": 0.0},
+        "input": {"shape": list(input_shape), "dtype": "float32", "scale": 1.0, "offset": 0.0},
         "edge_model": "edge.tflite",
         "cloud_model": "cloud.keras",
         "crossing": crossing,
@@ -102,18 +117,21 @@ def test_load_real_bundle(bundle_dir: Path) -> None:
         assert np.all(np.diff(c.lut.astype(int)) >= 0) and c.lut[0] == 0 and c.lut[-1] == 7
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda m: m.pop("plan_sha256"), "missing field 'plan_sha256'"),
-    (lambda m: m.update(schema_version=2), "schema_version 2"),
-    (lambda m: m.update(plan_sha256="xyz"), "plan_sha256"),
-    (lambda m: m["crossing"][0].update(bits=9), "crossing[0]: 'bits'"),
-    (lambda m: m["crossing"][1].update(lut=[0] * 255), "crossing[1]: 'lut'"),
-    (lambda m: m["crossing"][0].update(shape=[8, 0]), "'shape'"),
-    (lambda m: m["crossing"][0].update(scale=0), "'scale' must be positive"),
-    (lambda m: m.update(cloud_model="nope.keras"), "'cloud_model' names"),
-    (lambda m: m["input"].update(dtype="int4"), "input 'dtype'"),
-    (lambda m: m.update(crossing=[]), "'crossing' is empty"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.pop("plan_sha256"), "missing field 'plan_sha256'"),
+        (lambda m: m.update(schema_version=2), "schema_version 2"),
+        (lambda m: m.update(plan_sha256="xyz"), "plan_sha256"),
+        (lambda m: m["crossing"][0].update(bits=9), "crossing[0]: 'bits'"),
+        (lambda m: m["crossing"][1].update(lut=[0] * 255), "crossing[1]: 'lut'"),
+        (lambda m: m["crossing"][0].update(shape=[8, 0]), "'shape'"),
+        (lambda m: m["crossing"][0].update(scale=0), "'scale' must be positive"),
+        (lambda m: m.update(cloud_model="nope.keras"), "'cloud_model' names"),
+        (lambda m: m["input"].update(dtype="int4"), "input 'dtype'"),
+        (lambda m: m.update(crossing=[]), "'crossing' is empty"),
+    ],
+)
 def test_bad_manifest_names_the_field(bundle_dir: Path, tmp_path: Path, edit: Any, message: str) -> None:
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     edit(manifest)

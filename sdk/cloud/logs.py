@@ -32,7 +32,8 @@ def setup_logging(level: int = logging.INFO) -> logging.Logger:
         handler.setFormatter(JsonFormatter())
         handler._splitsdk = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-    logger.setLevel(level)
+    if logger.level == logging.NOTSET:  # keep a level the embedding program chose
+        logger.setLevel(level)
     logger.propagate = False
     return logger
 

@@ -72,6 +72,46 @@ static inline void unpack_body(const uint8_t *in, size_t n, unsigned bits, uint8
     }
 }
 
+/*
+ * b in {1, 2, 4}: codes never straddle a byte, so one output byte is 8/b codes. These loops have no
+ * 64-bit shifts and vectorise well, which the group-of-8 path does not.
+ */
+static inline void pack_aligned(const uint8_t *codes, size_t n, unsigned bits, uint8_t *out) {
+    const unsigned per = 8u / bits;
+    const unsigned mask = (1u << bits) - 1u;
+    const size_t full = n / per;
+    for (size_t i = 0; i < full; ++i) {
+        unsigned v = 0;
+        for (unsigned j = 0; j < per; ++j) {
+            v |= ((unsigned)codes[i * per + j] & mask) << (j * bits);
+        }
+        out[i] = (uint8_t)v;
+    }
+    const size_t rest = n - full * per;
+    if (rest != 0u) {
+        unsigned v = 0;
+        for (size_t j = 0; j < rest; ++j) {
+            v |= ((unsigned)codes[full * per + j] & mask) << (j * bits);
+        }
+        out[full] = (uint8_t)v;
+    }
+}
+
+static inline void unpack_aligned(const uint8_t *in, size_t n, unsigned bits, uint8_t *codes) {
+    const unsigned per = 8u / bits;
+    const unsigned mask = (1u << bits) - 1u;
+    const size_t full = n / per;
+    for (size_t i = 0; i < full; ++i) {
+        const unsigned v = in[i];
+        for (unsigned j = 0; j < per; ++j) {
+            codes[i * per + j] = (uint8_t)((v >> (j * bits)) & mask);
+        }
+    }
+    for (size_t j = 0; j < n - full * per; ++j) {
+        codes[full * per + j] = (uint8_t)(((unsigned)in[full] >> (j * bits)) & mask);
+    }
+}
+
 int sp_pack(const uint8_t *codes, size_t n, unsigned bits, uint8_t *out, size_t out_len) {
     if (bits < 1u || bits > 8u) {
         return SP_PACK_EBITS;
@@ -80,10 +120,10 @@ int sp_pack(const uint8_t *codes, size_t n, unsigned bits, uint8_t *out, size_t 
         return SP_PACK_ESPACE;
     }
     switch (bits) {
-    case 1: pack_body(codes, n, 1, out); break;
-    case 2: pack_body(codes, n, 2, out); break;
+    case 1: pack_aligned(codes, n, 1, out); break;
+    case 2: pack_aligned(codes, n, 2, out); break;
     case 3: pack_body(codes, n, 3, out); break;
-    case 4: pack_body(codes, n, 4, out); break;
+    case 4: pack_aligned(codes, n, 4, out); break;
     case 5: pack_body(codes, n, 5, out); break;
     case 6: pack_body(codes, n, 6, out); break;
     case 7: pack_body(codes, n, 7, out); break;
@@ -104,10 +144,10 @@ int sp_unpack(const uint8_t *in, size_t in_len, size_t n, unsigned bits, uint8_t
         return SP_PACK_ESPACE;
     }
     switch (bits) {
-    case 1: unpack_body(in, n, 1, codes); break;
-    case 2: unpack_body(in, n, 2, codes); break;
+    case 1: unpack_aligned(in, n, 1, codes); break;
+    case 2: unpack_aligned(in, n, 2, codes); break;
     case 3: unpack_body(in, n, 3, codes); break;
-    case 4: unpack_body(in, n, 4, codes); break;
+    case 4: unpack_aligned(in, n, 4, codes); break;
     case 5: unpack_body(in, n, 5, codes); break;
     case 6: unpack_body(in, n, 6, codes); break;
     case 7: unpack_body(in, n, 7, codes); break;
@@ -161,15 +201,19 @@ int sp_unpack_hw(const uint8_t *in, size_t in_len, size_t h, size_t w, size_t c,
         return SP_PACK_ESPACE;
     }
     uint8_t group[8];
-    size_t i = 0;
+    size_t avail = 0, used = 0, left = n;
     const uint8_t *src = in;
-    while (i < n) {
-        const size_t count = (n - i) < 8u ? (n - i) : 8u;
-        const size_t nbytes = (count * bits + 7u) / 8u;
-        scatter_word(get_bytes(src, nbytes), group, count, bits);
-        src += nbytes;
-        for (size_t j = 0; j < count; ++j, ++i) {
-            codes[(i % plane) * c + i / plane] = group[j];
+    for (size_t ch = 0; ch < c; ++ch) {
+        for (size_t p = 0; p < plane; ++p) {
+            if (used == avail) {
+                avail = left < 8u ? left : 8u;
+                const size_t nbytes = (avail * bits + 7u) / 8u;
+                scatter_word(get_bytes(src, nbytes), group, avail, bits);
+                src += nbytes;
+                left -= avail;
+                used = 0;
+            }
+            codes[p * c + ch] = group[used++];
         }
     }
     return SP_PACK_OK;
