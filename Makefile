@@ -18,6 +18,7 @@ $(STAMP):
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) host_tools/build_sysroot.py
 	rm -f $(VENV)/.setup-*
 	touch $@
 

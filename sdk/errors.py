@@ -47,3 +47,11 @@ class ReceiverError(SplitSdkError):
 
 class LinkError(SplitSdkError, ValueError):
     """A link rate or RTT that cannot be parsed (a ValueError too, so argparse `type=` reports it)."""
+
+
+class ToolchainError(SplitSdkError):
+    """A cross toolchain, sysroot, QEMU or build step that is missing or fails."""
+
+
+class GenerateError(SplitSdkError):
+    """A bundle/target combination the code generator cannot render."""
