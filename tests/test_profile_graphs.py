@@ -79,6 +79,8 @@ GEOMETRY_CASES = [
     (Layer("fc", "Dense", ["x"], ["y"], weights=64 * 10, macs=640), (64,), (10,), SimLayer.gemm(1, 10, 64)),
     (Layer("fc3", "Dense", ["x"], ["y"], weights=32 * 16, macs=5 * 32 * 16), (5, 32), (5, 16),
      SimLayer.gemm(5, 16, 32)),  # a Dense on a sequence: one GEMM row per step
+    (Layer("c", "Conv2D", ["x"], ["y"], weights=9 * 8 * 16 + 16, macs=14 * 14 * 16 * (72 + 1)), (16, 16, 8),
+     (14, 14, 16), SimLayer(16, 16, 3, 3, 8, 16)),  # an importer counting the fused activation as an op
     (Layer("lstm", "LSTM", ["x"], ["y"], weights=4 * (8 + 16) * 16, macs=10 * 4 * (8 + 16) * 16), (10, 8),
      (16,), SimLayer.gemm(1, 16, 10 * 4 * 24)),  # anything else: the GEMM its MACs imply
 ]
@@ -91,7 +93,7 @@ def test_layer_geometry(layer: Layer, in_shape: tuple[int, ...], out_shape: tupl
     graph = single_layer_graph(layer, in_shape, out_shape)
     work = layer_work(graph, graph.layer(layer.name))
     assert work.sims == (expected,)
-    assert expected.macs == layer.macs or layer.op == "LSTM"
+    assert expected.macs <= layer.macs
 
 
 def test_layers_without_macs_are_data_only_and_relabelling_is_free() -> None:

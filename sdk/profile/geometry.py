@@ -2,10 +2,11 @@
 
 Every layer with MACs becomes one or more SCALE-Sim conv rows (ifmap h/w, filter h/w, channels,
 filters, strides), repeated `repeat` times: a grouped or depthwise conv is `groups` independent
-convs (SCALE-Sim itself splits a depthwise layer into one layer per channel). Convolutions take
-their geometry from `layer.attrs` (kernel, strides, filters, groups) where the importer filled
-it, else from the shapes and the MAC count; anything else with MACs (Dense, LSTM, attention, ...)
-becomes the GEMM its MACs and output shape imply (a conv row with a 1 x K filter).
+convs (SCALE-Sim itself splits a depthwise layer into one layer per channel), a separable conv is
+a depthwise then a pointwise conv. Convolutions take their geometry from `layer.attrs` (kernel,
+strides, groups) where the importer filled it, else from the shapes and the MAC count. A Dense is
+the GEMM of its input and output widths; anything else with MACs (LSTM, attention, transposed
+conv, ...) becomes the GEMM its MACs and output shape imply (a conv row with a 1 x K filter).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ FREE_OPS = frozenset(
 )
 CONV_OPS = frozenset({"Conv1D", "Conv2D", "Conv", "DepthwiseConv1D", "DepthwiseConv2D"})
 DEPTHWISE_OPS = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
+SEPARABLE_OPS = frozenset({"SeparableConv1D", "SeparableConv2D"})
+DENSE_OPS = frozenset({"Dense", "EinsumDense"})
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,15 @@ def layer_work(graph: LayerGraph, layer: Layer) -> LayerWork:
 def _sim_layers(graph: LayerGraph, layer: Layer) -> list[SimLayer]:
     out_shape = graph.tensors[layer.outputs[0]].shape if layer.outputs else ()
     in_shape = graph.tensors[layer.inputs[0]].shape if layer.inputs else ()
+    conv = None
+    if layer.op in DENSE_OPS and in_shape and out_shape:
+        n = int(out_shape[-1])
+        return [SimLayer.gemm(max(1, math.prod(out_shape) // n), n, int(in_shape[-1]))]
     if layer.op in CONV_OPS:
         conv = _conv(layer, in_shape, out_shape)
-        if conv is not None:
-            return conv
-    return [_gemm_from_macs(layer.macs, out_shape)]
+    elif layer.op in SEPARABLE_OPS:
+        conv = _separable(layer, in_shape, out_shape)
+    return conv if conv is not None else [_gemm_from_macs(layer.macs, out_shape)]
 
 
 def _gemm_from_macs(macs: int, out_shape: Sequence[int]) -> SimLayer:
@@ -121,9 +128,10 @@ def _gemm_from_macs(macs: int, out_shape: Sequence[int]) -> SimLayer:
     return SimLayer.gemm(m, n, k)
 
 
-def _pair(value: Any, default: int) -> tuple[int, int] | None:
+def _pair(value: Any) -> tuple[int, int] | None:
+    """(h, w) from an int, a 1-tuple (1-D: along the width) or a 2-tuple; None for anything else."""
     if value is None:
-        return (default, default)
+        return None
     if isinstance(value, int):
         return (value, value)
     vals = [int(v) for v in value]
@@ -134,34 +142,69 @@ def _pair(value: Any, default: int) -> tuple[int, int] | None:
     return None
 
 
+def _spatial(in_shape: Sequence[int], out_shape: Sequence[int]) -> tuple[int, ...] | None:
+    """(ih, iw, cin, oh, ow, cout) of an NHWC (or 1-D NWC) feature map pair, else None."""
+    if len(out_shape) == 2 and len(in_shape) == 2:  # 1-D: (width, channels)
+        return (1, in_shape[0], in_shape[1], 1, out_shape[0], out_shape[1])
+    if len(out_shape) == 3 and len(in_shape) == 3:
+        return (*in_shape, *out_shape)
+    return None
+
+
+def _strides(layer: Layer, ih: int, iw: int, oh: int, ow: int) -> tuple[int, int] | None:
+    if "strides" in layer.attrs:
+        return _pair(layer.attrs["strides"])
+    return (max(1, round(ih / oh)), max(1, round(iw / ow)))
+
+
+def _separable(layer: Layer, in_shape: Sequence[int], out_shape: Sequence[int]) -> list[SimLayer] | None:
+    """A separable conv is a depthwise conv (one row per channel) then a pointwise conv."""
+    dims = _spatial(in_shape, out_shape)
+    kernel = _pair(layer.attrs.get("kernel"))
+    if dims is None or kernel is None:
+        return None
+    ih, iw, cin, oh, ow, cout = dims
+    strides = _strides(layer, ih, iw, oh, ow)
+    if strides is None:
+        return None
+    (kh, kw), (sh, sw) = kernel, strides
+    mult = max(1, int(layer.macs // (oh * ow * (kh * kw * cin + cin * cout))))  # depth multiplier
+    depthwise = SimLayer((oh - 1) * sh + kh, (ow - 1) * sw + kw, kh, kw, 1, mult, sh, sw, repeat=cin)
+    return [depthwise, SimLayer(oh, ow, 1, 1, cin * mult, cout)]
+
+
+def _kernel_from_macs(macs: int, pixels: int, channels: int, cout: int, one_d: bool) -> tuple[int, int] | None:
+    """The kernel a conv's MAC count implies (`channels` per group). Importers may count a bias add
+    or a fused activation as one more op per output, so 0, 1 or 2 extra ops per output are tried."""
+    for extra in (0, 1, 2):
+        taps, rest = divmod(macs - extra * pixels * cout, pixels * channels * cout)
+        if rest or taps < 1:
+            continue
+        if one_d:
+            return (1, taps)
+        side = math.isqrt(taps)
+        if side * side == taps:
+            return (side, side)
+    return None
+
+
 def _conv(layer: Layer, in_shape: Sequence[int], out_shape: Sequence[int]) -> list[SimLayer] | None:
     """The conv rows of a (grouped, depthwise, 1-D) convolution, or None when shapes do not fit."""
-    if len(out_shape) == 2 and len(in_shape) == 2:  # 1-D: (width, channels)
-        (iw, cin), (ow, cout), ih, oh = in_shape, out_shape, 1, 1
-    elif len(out_shape) == 3 and len(in_shape) == 3:
-        (ih, iw, cin), (oh, ow, cout) = in_shape, out_shape
-    else:
+    dims = _spatial(in_shape, out_shape)
+    if dims is None:
         return None
+    ih, iw, cin, oh, ow, cout = dims
     attrs = layer.attrs
     groups = int(attrs.get("groups", cin if layer.op in DEPTHWISE_OPS else 1))
     if groups < 1 or cin % groups or cout % groups:
         return None
     ch, nf = cin // groups, cout // groups
-    kernel = _pair(attrs.get("kernel"), 0) if "kernel" in attrs else None
-    if kernel is None:
-        area = layer.macs / (oh * ow * ch * nf * groups)
-        side = round(math.sqrt(area))
-        if ih == 1 and area == round(area):
-            kernel = (1, int(area))
-        elif side * side == round(area) and abs(area - round(area)) < 1e-9:
-            kernel = (side, side)
-        else:
-            return None
-    strides = _pair(attrs.get("strides"), 0) if "strides" in attrs else None
-    if strides is None:
-        strides = (max(1, round(ih / oh)), max(1, round(iw / ow)))
+    kernel = _pair(attrs.get("kernel")) or _kernel_from_macs(layer.macs, oh * ow, ch, cout, ih == 1)
+    strides = _strides(layer, ih, iw, oh, ow)
+    if kernel is None or strides is None:
+        return None
     (kh, kw), (sh, sw) = kernel, strides
     sim = SimLayer((oh - 1) * sh + kh, (ow - 1) * sw + kw, kh, kw, ch, nf, sh, sw, repeat=groups)
-    if sim.m != oh * ow or (layer.macs and sim.macs != layer.macs):
-        return None  # dilations or an importer convention this model does not know: use the GEMM
+    if sim.m != oh * ow:
+        return None
     return [sim]
