@@ -12,7 +12,7 @@ from splitsdk import __version__
 from splitsdk.errors import SplitSdkError
 
 # Subcommand modules under splitsdk.cli, in the order `--help` lists them.
-COMMANDS = ["cmd_inspect", "cmd_serve", "cmd_certs", "cmd_edge_sim", "cmd_plan", "cmd_report", "cmd_targets"]
+COMMANDS = ["cmd_inspect", "cmd_serve", "cmd_certs", "cmd_edge_sim", "cmd_plan", "cmd_report", "cmd_convert", "cmd_targets", "cmd_generate"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,16 +33,13 @@ def import_tensorflow_quietly() -> None:
     and our contract is one clear line on stderr per error."""
     if "tensorflow" in sys.modules:
         return
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        pass  # commands that need it say so themselves
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    from splitsdk.quiet import quiet
+
+    with quiet(stdout=False):
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            pass  # commands that need it say so themselves
 
 
 def main(argv: Sequence[str] | None = None) -> int:

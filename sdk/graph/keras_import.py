@@ -288,7 +288,7 @@ def build_keras(
     feeds = {}
     for t in inputs:
         info = graph.tensors[t]
-        feeds[t] = keras.Input(shape=info.shape, dtype=info.dtype, name=_safe(t))
+        feeds[t] = keras.Input(shape=info.shape, dtype=info.dtype, name=f"{_safe(t)}_in")
     if layers is None:
         needed = _ancestors(graph, outputs, set(inputs))
         layers = [n for n in graph.topological_order() if n in needed]

@@ -44,6 +44,9 @@ class Crossing:
     scale: float
     zero_point: int
     lut: npt.NDArray[np.uint8]  # lut[k] = code of int8 value k - 128
+    # which output of edge.tflite holds this tensor: the converter may order outputs differently
+    # from the wire, so consumers read outputs by this index, never by position or signature
+    edge_output: int = 0
 
     @property
     def elements(self) -> int:
@@ -116,6 +119,7 @@ def _crossing(raw: Any, i: int, where: str) -> Crossing:
         scale=scale,
         zero_point=_field(raw, "zero_point", int, at),
         lut=np.array(lut_raw, dtype=np.uint8),
+        edge_output=_field(raw, "edge_output", int, at) if "edge_output" in raw else i,
     )
 
 

@@ -72,7 +72,8 @@ class EdgeModel:
     def run(self, image: np.ndarray) -> list[np.ndarray]:
         self._interp.set_tensor(self._input["index"], self.prepare(image))
         self._interp.invoke()
-        return [self._interp.get_tensor(d["index"])[0] for d in self._outputs]
+        # wire (crossing) order; each crossing names the edge model output that holds it
+        return [self._interp.get_tensor(self._outputs[c.edge_output]["index"])[0] for c in self.bundle.crossing]
 
 
 class EdgeClient:

@@ -1,0 +1,71 @@
+"""`splitsdk convert plan.json --model M -o BUNDLE`: the deployable bundle, verified on the host."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("convert", help="turn a plan into a bundle: int8 edge TFLite, cloud model, manifest")
+    p.add_argument("plan", help="plan.json written by `splitsdk plan`")
+    p.add_argument("--model", required=True, help="the model the plan was made for")
+    p.add_argument("--calib", help="calibration data (.npz or image folder); random inputs without it")
+    p.add_argument("--samples", type=int, default=32, help="calibration samples (default 32)")
+    p.add_argument("--input-scale", type=float, default=1.0 / 255.0, help="model input = pixel * scale + offset")
+    p.add_argument("--input-offset", type=float, default=0.0)
+    p.add_argument("--postprocess", default="topk:5", help="cloud post-processing: topk:K, argmax, or a name")
+    p.add_argument("--no-verify", action="store_true", help="skip the host verification")
+    p.add_argument("-o", "--output", required=True, help="bundle directory to write")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def _postprocess(text: str) -> dict[str, Any]:
+    kind, _, arg = text.partition(":")
+    return {"kind": kind, "k": int(arg)} if kind == "topk" and arg else {"kind": kind}
+
+
+def run(args: argparse.Namespace) -> int:
+    from splitsdk.convert import convert_plan
+
+    report = convert_plan(
+        args.plan, args.model, args.output, calib=args.calib, samples=args.samples,
+        input_scale=args.input_scale, input_offset=args.input_offset,
+        postprocess=_postprocess(args.postprocess), verify=not args.no_verify,
+    )
+    v = report.verification
+    summary = {
+        "bundle": str(report.bundle),
+        "kind": report.kind,
+        "edge_tflite_bytes": report.edge_tflite_bytes,
+        "predicted_edge_weight_bytes": report.predicted_edge_weight_bytes,
+        "size_ratio": round(report.size_ratio, 4),
+        "emulated_layers": report.emulated_layers,
+        "crossing": [{k: c[k] for k in ("tensor", "shape", "bits", "scale", "zero_point")} for c in report.crossing],
+        "verification": None if v is None else {
+            "samples": v.samples, "output_mse": v.output_mse, "output_max_abs": v.output_max_abs,
+            "predicted_error": v.predicted_error, "simulated_mse": v.simulated_mse, "argmax_agreement": v.agreement,
+            "accuracy_drop_points": v.accuracy_drop,
+        },
+    }
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    print(f"bundle {report.bundle} ({report.kind})")
+    print(f"  edge.tflite: {report.edge_tflite_bytes:,} bytes; plan predicted {report.predicted_edge_weight_bytes:,} "
+          f"weight bytes (ratio {report.size_ratio:.2f})")
+    for c in report.crossing:
+        print(f"  sends {c['tensor']} {'x'.join(map(str, c['shape']))} at {c['bits']} bits "
+              f"(scale {c['scale']:.4g}, zero point {c['zero_point']})")
+    if report.emulated_layers:
+        print(f"  emulated on the int8 grid: {', '.join(report.emulated_layers)}")
+    if v is not None:
+        print(f"  host check on {v.samples} samples: output MSE {v.output_mse:.3g} "
+              f"(max |diff| {v.output_max_abs:.3g}); the plan simulated in float: {v.simulated_mse:.3g}; "
+              f"error proxy {v.predicted_error:.3g}; argmax agreement {v.agreement:.1%}")
+        if v.accuracy_drop is not None:
+            print(f"  accuracy: float {v.accuracy_float:.1%}, split {v.accuracy_split:.1%} "
+                  f"(drop {v.accuracy_drop:.2f} points)")
+    return 0

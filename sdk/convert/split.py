@@ -1,0 +1,97 @@
+"""Cut a model into an edge sub-model (inputs -> every crossing tensor) and a cloud sub-model.
+
+Both are rebuilt from the optimised LayerGraph (BN folded, activations fused), so the pair computes
+exactly what the planner analysed. Sub-8-bit weights are fake-quantised on their grid in a copy of
+the edge layers (emulation on the int8 container), never in the user's model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from splitsdk.errors import PlanError
+from splitsdk.graph import LayerGraph, build_keras
+from splitsdk.quant import quantize_symmetric
+
+CONTAINER_BITS = 8
+
+
+def edge_model(graph: LayerGraph, edge_layers: list[str], crossing: list[str], name: str = "edge") -> Any:
+    """inputs -> crossing tensors. A crossing model input passes through an Identity layer."""
+    import keras
+
+    needed_inputs = [t for t in graph.inputs if _reads(graph, edge_layers, t) or t in crossing]
+    inputs = {t: keras.Input(shape=graph.tensors[t].shape, name=f"{_safe(t)}_in") for t in needed_inputs}
+    from splitsdk.graph import run_layers
+
+    values = run_layers(graph, dict(inputs), edge_layers)
+    outs = []
+    for t in crossing:
+        v = values[t]
+        if t in inputs:
+            # the raw input crosses: the edge model quantises it with a real op (an identity with a
+            # slope of 1; a plain Identity is pruned by the converter and leaves a float output)
+            v = keras.layers.ReLU(max_value=1e9, negative_slope=1.0, name=f"pass_{_safe(t)}")(v)
+        outs.append(v)
+    model = keras.Model([inputs[t] for t in needed_inputs], outs, name=name)
+    return _copy(model)
+
+
+def cloud_model(graph: LayerGraph, crossing: list[str], edge_layers: list[str], name: str = "cloud") -> Any:
+    """One input per crossing tensor (wire order) -> the original outputs, in float."""
+    import keras
+
+    cloud_layers = [n for n in graph.topological_order() if n not in set(edge_layers)]
+    if not cloud_layers:  # EDGE-ONLY: the results cross; the cloud passes them through
+        ins = [keras.Input(shape=graph.tensors[t].shape, name=f"{_safe(t)}_in") for t in crossing]
+        outs = [keras.layers.Identity(name=f"result_{i}")(x) for i, x in enumerate(ins)]
+        return keras.Model(ins, outs, name=name)
+    return _copy(build_keras(graph, inputs=crossing, outputs=graph.outputs, layers=cloud_layers, name=name))
+
+
+def fake_quantize_weights(model: Any, weight_bits: dict[str, int], graph: LayerGraph) -> list[str]:
+    """Put the kernels of layers with fewer than 8 weight bits on their b-bit grid. Returns those layers."""
+    emulated = []
+    by_name = {layer.name: layer for layer in model.layers}
+    for gname, bits in sorted(weight_bits.items()):
+        if bits >= CONTAINER_BITS:
+            continue
+        layer = by_name.get(_keras_name(graph, gname))
+        if layer is None:
+            raise PlanError(f"plan: weight_bits names layer {gname!r}, which the edge model does not hold")
+        new = []
+        for w in layer.get_weights():
+            if w.ndim >= 2:
+                depthwise = type(layer).__name__ == "DepthwiseConv2D"
+                mat = w.reshape(-1, w.shape[-2] * w.shape[-1]) if depthwise else w.reshape(-1, w.shape[-1])
+                w = quantize_symmetric(mat.astype(np.float32), bits).reshape(w.shape)
+            new.append(w)
+        layer.set_weights(new)
+        emulated.append(gname)
+    return emulated
+
+
+def _keras_name(graph: LayerGraph, layer_name: str) -> str:
+    call = graph.layer(layer_name).source
+    op = getattr(call, "replacement", None) or getattr(call, "op", None)
+    return str(op.name) if op is not None else layer_name
+
+
+def _reads(graph: LayerGraph, layers: list[str], tensor: str) -> bool:
+    return any(tensor in graph.layer(n).inputs for n in layers)
+
+
+def _copy(model: Any) -> Any:
+    """A model with its own layers and weights (sub-models must not share state with the user's model)."""
+    import keras
+
+    # from_config keeps shared layers shared (clone_model would duplicate a layer called twice)
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name)

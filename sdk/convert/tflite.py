@@ -1,0 +1,121 @@
+"""Keras edge sub-model -> TFLite for the target's runtime, and reading the real file back.
+
+Full-integer int8 (the precision every edge layer of a {2,4,6,8}-bit plan executes on TFLite):
+float input (the app feeds preprocessed pixels), int8 outputs for the transmitted tensors, a
+representative dataset from the calibration data. Outputs are read by index, never by signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from splitsdk.errors import SplitSdkError
+from splitsdk.quiet import quiet
+
+
+class ConvertError(SplitSdkError):
+    """A plan that cannot be turned into a model the target runs."""
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+
+
+def to_int8_tflite(model: Any, calib: list[np.ndarray]) -> bytes:
+    """Convert with full-integer int8 kernels; `calib` holds one array per model input (N, ...)."""
+    import tensorflow as tf
+
+    n = len(calib[0])
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for i in range(n):
+            yield [x[i : i + 1].astype(np.float32) for x in calib]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_output_type = tf.int8
+    try:
+        with quiet():
+            return bytes(conv.convert())
+    except Exception as exc:
+        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise ConvertError(f"TFLite int8 conversion of '{model.name}' failed: {first}") from exc
+
+
+def to_float_tflite(model: Any) -> bytes | None:
+    """Float TFLite of the cloud model, or None where an op does not convert."""
+    import tensorflow as tf
+
+    try:
+        with quiet():
+            return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    except Exception:
+        return None
+
+
+def interpreter(content: bytes) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet():  # the runtime announces its XNNPACK delegate on stderr
+        interp = Interpreter(model_content=content, num_threads=1)
+        interp.allocate_tensors()
+    return interp
+
+
+def io_details(content: bytes) -> tuple[list[TensorQuant], list[TensorQuant]]:
+    """Inputs and outputs of a TFLite model in index order, with their quantisation."""
+    interp = interpreter(content)
+
+    def conv(d: dict[str, Any], i: int) -> TensorQuant:
+        scale, zp = d["quantization"]
+        return TensorQuant(i, d["name"], tuple(int(x) for x in d["shape"][1:]), np.dtype(d["dtype"]).name,
+                           float(scale), int(zp))
+
+    return ([conv(d, i) for i, d in enumerate(interp.get_input_details())],
+            [conv(d, i) for i, d in enumerate(interp.get_output_details())])
+
+
+def run_tflite(content: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Run sample by sample; outputs by output index (the quantizer's signatures can point at stale tensors)."""
+    interp = interpreter(content)
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    results: list[list[np.ndarray]] = [[] for _ in outs]
+    for i in range(len(inputs[0])):
+        for d, x in zip(ins, inputs, strict=True):
+            interp.set_tensor(d["index"], x[i : i + 1].astype(d["dtype"]))
+        interp.invoke()
+        for k, d in enumerate(outs):
+            results[k].append(interp.get_tensor(d["index"])[0].copy())
+    return [np.stack(r) for r in results]
+
+
+def match_outputs(edge_keras: Any, content: bytes, probe: list[np.ndarray]) -> list[int]:
+    """For each Keras output (wire order), the TFLite output index that holds it.
+
+    The converter may reorder outputs; match by shape and, among equal shapes, by the values on a
+    probe batch (dequantised int8 against float), so the order is checked, not assumed.
+    """
+    _, outs = io_details(content)
+    want = edge_keras(list(probe), training=False)
+    want = [np.asarray(w) for w in (want if isinstance(want, list | tuple) else [want])]
+    got = run_tflite(content, probe)
+    order: list[int] = []
+    for k, w in enumerate(want):
+        cands = [o for o in outs if o.shape == tuple(w.shape[1:]) and o.index not in order]
+        if not cands:
+            raise ConvertError(f"edge model output {k} (shape {tuple(w.shape[1:])}) is missing from the TFLite file")
+        errs = [float(np.mean(np.abs((got[o.index].astype(np.float32) - o.zero_point) * o.scale - w))) for o in cands]
+        order.append(cands[int(np.argmin(errs))].index)
+    return order
