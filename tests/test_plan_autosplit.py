@@ -49,9 +49,7 @@ CASES = (
 
 
 @pytest.mark.parametrize(("seed", "n_layers", "memory_frac", "max_error"), CASES)
-def test_algorithm1_against_exhaustive(
-    seed: int, n_layers: int, memory_frac: float, max_error: float | None
-) -> None:
+def test_algorithm1_against_exhaustive(seed: int, n_layers: int, memory_frac: float, max_error: float | None) -> None:
     p = _problem(seed, n_layers, memory_frac, max_error)
     cands = candidate_list(p)
     chosen = select(p, cands).chosen
@@ -205,9 +203,7 @@ def test_container_storage_counts_sub_byte_values_as_int8() -> None:
     """A TFLite-like device holds 2- and 4-bit values in int8: memory does not shrink below 8 bits."""
     graph, prof, sens = random_problem_parts(5, 6, BITS)
     memory = int(graph.total_weights * 0.9 + graph.input_elements * 3)
-    p = PlanProblem(
-        graph, prof, sens, Link(5.0, 10.0), BITS, memory, max_error=5.0, storage_bits={2: 8, 4: 8}
-    )
+    p = PlanProblem(graph, prof, sens, Link(5.0, 10.0), BITS, memory, max_error=5.0, storage_bits={2: 8, 4: 8})
     n = len(p.order)
     assert p.evaluate(p.uniform(n, 2)).memory_bytes == p.evaluate(p.uniform(n, 8)).memory_bytes
     assert p.evaluate(p.uniform(n, 2)).transmit_bytes == 0
@@ -218,3 +214,19 @@ def test_container_storage_counts_sub_byte_values_as_int8() -> None:
     best = exact.exhaustive(p)
     assert best.evaluation.total_ms <= chosen.evaluation.total_ms + 1e-9
     assert exact.milp(p).evaluation.total_ms == pytest.approx(best.evaluation.total_ms)
+
+
+@pytest.mark.parametrize("scale", [1e-7, 1e6])
+def test_milp_with_tiny_or_huge_error_scale_matches_exhaustive(scale: float) -> None:
+    """Bug: unscaled error/memory rows let HiGHS return solutions that broke the limits by its
+    feasibility tolerance; they were then discarded and the 'optimum' was worse than Algorithm 1."""
+    graph, prof, sens = random_problem_parts(6, 7, BITS)
+    for table in (sens.weights, sens.activations):
+        for layer in table:
+            table[layer] = {b: v * scale for b, v in table[layer].items()}
+    memory = int(graph.total_weights * 0.5 + graph.input_elements * 1.5)
+    p = PlanProblem(graph, prof, sens, Link(5.0, 10.0), BITS, memory, max_error=3.0 * scale)
+    best = exact.exhaustive(p)
+    assert exact.milp(p).evaluation.total_ms == pytest.approx(best.evaluation.total_ms)
+    chosen = select(p, candidate_list(p)).chosen
+    assert best.evaluation.total_ms <= chosen.evaluation.total_ms + 1e-9

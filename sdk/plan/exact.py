@@ -158,6 +158,17 @@ def milp(problem: PlanProblem, time_limit_s: float = 60.0) -> ExactResult:
 
 
 def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment | None:
+    """Split k's optimum. Memory and error rows are scaled to O(1) and solved with tight tolerances;
+    if rounding the binaries still breaks a limit by a hair, the limits are tightened and it is
+    solved again (a margin of at most 1e-5 of the limit, reported as infeasible beyond that)."""
+    for margin in (0.0, 1e-9, 1e-7, 1e-5):
+        a = _milp_solve(problem, k, time_limit_s, margin)
+        if a is None or problem.feasible(problem.evaluate(a)):
+            return a
+    return None
+
+
+def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float) -> Assignment | None:
     import highspy
 
     bits = list(problem.bits)
@@ -177,7 +188,7 @@ def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment
     nx_ = len(names)
     ykeys = sorted(keys)
     ycol = {(key, w): nx_ + i * len(bits) + j for i, key in enumerate(ykeys) for j, w in enumerate(bits)}
-    ma_col = nx_ + len(ycol)
+    ma_col = nx_ + len(ycol)  # peak activation memory, as a fraction of the memory limit
     ncols = ma_col + 1
     ms_per_byte = 8.0 / (problem.link.uplink_mbps * 1e6) * 1e3
     obj = np.zeros(ncols)
@@ -189,6 +200,7 @@ def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment
             if j >= 0:
                 obj[j] += coef * ms_per_byte
 
+    mem_scale = 1.0 / problem.memory_bytes
     rows: list[tuple[dict[int, float], float, float]] = []
     for name in edge:  # one choice per layer
         rows.append(({col[n]: 1.0 for n in names if n[0] == name}, 1.0, 1.0))
@@ -205,26 +217,32 @@ def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment
         for t, e in step.items():
             for coef, j in _tensor_terms(problem, names, t, e, stored=True):
                 if j < 0:
-                    const += coef
+                    const += coef * mem_scale
                 else:
-                    r[j] = r.get(j, 0.0) + coef
+                    r[j] = r.get(j, 0.0) + coef * mem_scale
         rows.append((r, -inf, -const))
     mem: dict[int, float] = {ma_col: 1.0}
     for key in ykeys:
         for w in bits:
-            mem[ycol[(key, w)]] = float(problem.stored_bytes(keys[key][0], w))
-    rows.append((mem, -inf, float(problem.memory_bytes)))
+            mem[ycol[(key, w)]] = problem.stored_bytes(keys[key][0], w) * mem_scale
+    rows.append((mem, -inf, 1.0 - margin))
     if problem.max_error is not None:
+        err_scale = 1.0 / problem.max_error if problem.max_error > 0 else 1.0
         err: dict[int, float] = {}
         for (name, w, a), j in col.items():
-            err[j] = (problem.weight_mse(name, w) if w > 0 else 0.0) + problem.activation_mse(name, a)
-        rows.append((err, -inf, problem.max_error * (1 + 1e-12) + 1e-15))
+            err[j] = ((problem.weight_mse(name, w) if w > 0 else 0.0) + problem.activation_mse(name, a)) * err_scale
+        rows.append((err, -inf, (1.0 - margin) if problem.max_error > 0 else 0.0))
 
     h = highspy.Highs()
     h.silent()
-    h.setOptionValue("mip_rel_gap", 0.0)
-    h.setOptionValue("mip_abs_gap", 0.0)
-    h.setOptionValue("time_limit", float(time_limit_s))
+    for option, value in (
+        ("mip_rel_gap", 0.0),
+        ("mip_abs_gap", 0.0),
+        ("time_limit", float(time_limit_s)),
+        ("mip_feasibility_tolerance", 1e-9),
+        ("primal_feasibility_tolerance", 1e-9),
+    ):
+        h.setOptionValue(option, value)
     lower = np.zeros(ncols)
     upper = np.ones(ncols)
     upper[ma_col] = inf
