@@ -27,11 +27,12 @@ from test_wire_bundle import build_bundle
 from splitsdk import wire
 from splitsdk.cloud.batcher import DynamicBatcher
 from splitsdk.cloud.certs import make_certs
-from splitsdk.cloud.config import ReceiverConfig
+from splitsdk.cloud.config import ReceiverConfig, load_config
 from splitsdk.cloud.model import load_cloud_runner
 from splitsdk.cloud.postprocess import topk
 from splitsdk.cloud.server import Receiver
 from splitsdk.cloud.store import ResultStore
+from splitsdk.errors import ReceiverError
 from splitsdk.wire.bundle import Bundle, load_bundle
 from splitsdk.wire.client import AsyncWireClient, ReceiverRefused, WireClient, client_tls_context
 from splitsdk.wire.edge import frame_from_edge_outputs
@@ -236,6 +237,10 @@ def _abuse(kind: str, bundle: Bundle) -> tuple[bytes, float]:
         out = bytearray(good)
         out[8:12] = (1 << 30).to_bytes(4, "little")
         return bytes(out[:12]), 0
+    if kind == "wrong_version":
+        return good[:4] + b"\x07" + good[5:], 0
+    if kind == "frame_before_hello":
+        return good, 0
     if kind == "garbage":
         return b"GET / HTTP/1.1\r\n\r\n", 0
     if kind == "wrong_tensors":
@@ -249,7 +254,18 @@ def _abuse(kind: str, bundle: Bundle) -> tuple[bytes, float]:
 
 
 @pytest.mark.parametrize(
-    "kind", ["crc", "truncated", "huge_dims", "slow_loris", "over_max_frame_bytes", "garbage", "wrong_tensors"]
+    "kind",
+    [
+        "crc",
+        "truncated",
+        "huge_dims",
+        "slow_loris",
+        "over_max_frame_bytes",
+        "garbage",
+        "wrong_tensors",
+        "wrong_version",
+        "frame_before_hello",
+    ],
 )
 def test_bad_client_is_dropped_while_a_good_one_keeps_going(
     server: ReceiverThread, certs: Path, bundle: Bundle, kind: str
@@ -275,7 +291,8 @@ def test_bad_client_is_dropped_while_a_good_one_keeps_going(
     try:
         payload, stall = _abuse(kind, bundle)
         with connect(server, certs, "bad") as bad:
-            bad.hello("bad", bundle.plan_sha256)
+            if kind != "frame_before_hello":
+                bad.hello("bad", bundle.plan_sha256)
             bad.send(payload)
             if stall < 0:
                 bad.sock.shutdown(socket.SHUT_WR)
@@ -337,6 +354,22 @@ def test_max_connections_and_plain_tcp(bundle: Bundle, runner: Any, tmp_path: Pa
             c.close()
     finally:
         srv.stop()
+
+
+def test_receiver_toml_config(tmp_path: Path) -> None:
+    toml = tmp_path / "receiver.toml"
+    toml.write_text(
+        'listen = "0.0.0.0:7711"\nmetrics = "127.0.0.1:9111"\ndb = "x.sqlite"\n'
+        '[tls]\ncert = "s.pem"\nkey = "s.key"\nclient_ca = "ca.pem"\n'
+        "[limits]\nmax_frame_bytes = 4096\nread_timeout_s = 2.5\n[batching]\nmax_batch = 3\n"
+    )
+    cfg = load_config(toml, max_batch=5, port=None)
+    assert (cfg.host, cfg.port, cfg.metrics_port, cfg.db) == ("0.0.0.0", 7711, 9111, Path("x.sqlite"))
+    assert cfg.tls_cert == Path("s.pem") and cfg.limits.max_frame_bytes == 4096 and cfg.read_timeout_s == 2.5
+    assert cfg.max_batch == 5  # the command line wins over the file
+    toml.write_text("[limits]\nmax_frame = 1\n")
+    with pytest.raises(ReceiverError, match="unknown key 'limits.max_frame'"):
+        load_config(toml)
 
 
 def test_batcher_fills_batches_up_to_max() -> None:

@@ -292,7 +292,7 @@ class Receiver:
                 cfg.host,
                 cfg.port,
                 ssl=ctx,
-                ssl_handshake_timeout=cfg.read_timeout_s if ctx else None,
+                ssl_handshake_timeout=cfg.handshake_timeout_s if ctx else None,
                 backlog=1024,
             )
         except OSError as exc:
