@@ -168,3 +168,20 @@ def validate_then_break(plan: Any) -> Any:
     from dataclasses import replace
 
     return replace(plan, solution=replace(plan.solution, kind="CLOUD_ONLY"))
+
+
+def test_long_candidate_lists_keep_the_front_the_fastest_and_the_chosen() -> None:
+    from splitsdk.plan.autosplit import candidate_list, select
+    from splitsdk.plan.build import KEEP_FASTEST, kept_candidates
+
+    graph, prof, sens = random_problem_parts(3, 12, [2, 4, 6, 8])
+    p = PlanProblem(graph, prof, sens, Link(5.0, 10.0), [2, 4, 6, 8], 10**7, max_error=5.0)
+    cands = candidate_list(p)
+    chosen = select(p, cands).chosen
+    kept = kept_candidates(cands, chosen, set())
+    if len(cands) <= 300:
+        assert kept == list(range(len(cands)))
+        return
+    assert set(range(KEEP_FASTEST)) <= set(kept) and cands.index(chosen) in kept
+    best_error = min(c.evaluation.error for c in cands)
+    assert any(cands[i].evaluation.error == best_error for i in kept)

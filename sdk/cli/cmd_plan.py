@@ -119,7 +119,8 @@ def print_plan(plan: Any) -> None:
             f"{plan.exact.split_index}; Algorithm 1's gap {plan.exact.gap * 100:.2f}%"
         )
     cloud_ms = plan.baselines["cloud_only"].predicted.total_ms
-    table = Table(title=f"solution vs baselines ({len(plan.candidates)} candidates)")
+    total = plan.selection.get("candidates_total", len(plan.candidates))
+    table = Table(title=f"solution vs baselines (Algorithm 1 produced {total} candidates)")
     for col in [
         "method",
         "kind",

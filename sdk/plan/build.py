@@ -23,6 +23,24 @@ from splitsdk.plan.schema import (
 from splitsdk.profile.types import LatencyProfile
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+KEEP_ALL = 300  # candidate lists up to this size are stored whole in plan.json
+KEEP_FASTEST = 50
+
+
+def kept_candidates(cands: list[Candidate], chosen: Candidate, measured: set[int]) -> list[int]:
+    """Positions of the candidates plan.json stores: all of a short list; of a long one the Pareto
+    front (latency vs error proxy), the fastest few, those measured, CLOUD-ONLY and the chosen one."""
+    if len(cands) <= KEEP_ALL:
+        return list(range(len(cands)))
+    keep = set(range(min(KEEP_FASTEST, len(cands)))) | measured
+    best = float("inf")
+    for i, c in enumerate(cands):  # sorted by latency: a new lowest error is on the front
+        if c.evaluation.error < best:
+            keep.add(i)
+            best = c.evaluation.error
+        if c is chosen or c.origin == ORIGIN_CLOUD:
+            keep.add(i)
+    return sorted(keep)
 
 
 @dataclass(frozen=True)
@@ -145,12 +163,14 @@ def make_plan(
         if progress is not None:
             progress("exact optimum", 1, 1)
     position = cands.index(sel.chosen)
+    kept = kept_candidates(cands, sel.chosen, set(drops))
     reason = explain(problem, sel, cands, base, fits_somewhere=bool(potential_splits(problem)))
     selection = {
         "criterion": sel.criterion,
         "threshold": sel.threshold,
         "evaluated": len(sel.measured),
         "position": position,
+        "candidates_total": len(cands),
         "notes": list(notes),
     }
     return Plan(
@@ -170,7 +190,7 @@ def make_plan(
         },
         selection=selection,
         solution=_solution(problem, sel.chosen, drops.get(position), reason),
-        candidates=tuple(_candidate_record(problem, c, drops.get(i)) for i, c in enumerate(cands)),
+        candidates=tuple(_candidate_record(problem, cands[i], drops.get(i)) for i in kept),
         baselines={k: _baseline_record(b) for k, b in base.items()},
         exact=exact_rec,
         profile_source=problem.profile.source,

@@ -106,6 +106,11 @@ def plan_model(
         )
     if data.synthetic:
         notes.append("sensitivities were measured on random inputs (no --calib data): the error proxy is rough")
+    if constraints.max_accuracy_drop is not None and eval_data is None and evaluator is None:
+        notes.append(
+            f"--max-accuracy-drop {constraints.max_accuracy_drop:g} needs labelled --eval data to be measured; "
+            f"without it the error proxy was compared with {problem.max_error:.4g} instead"
+        )
     if eval_data is not None and evaluator is None:
         from splitsdk.plan.accuracy import make_evaluator
 
