@@ -123,8 +123,10 @@ def bits_png(plan: Plan) -> bytes:
     a = [s.activation_bits.get(n, 0) for n in layers]
     ax.bar([x - 0.2 for x in xs], w, width=0.4, label="weight bits", color="#1f5aa6")
     ax.bar([x + 0.2 for x in xs], a, width=0.4, label="activation bits", color="#ff7f0e")
-    if 0 < s.split_index < len(layers):
-        ax.axvline(s.split_index - 0.5, c="#d62728", ls="--", label="split (cloud runs the rest in float)")
+    if s.split_index < len(layers):
+        ax.axvspan(s.split_index - 0.5, len(layers) - 0.5, color="#dddddd", label="cloud (float)")
+    if s.split_index == 0:
+        ax.text(0.5, 0.6, "CLOUD-ONLY: every layer runs in the cloud", transform=ax.transAxes, ha="center")
     ax.set_xticks(list(xs))
     ax.set_xticklabels(layers, rotation=90, fontsize=6)
     ax.set_ylabel("bits")
