@@ -38,8 +38,7 @@ def test_sources_compile_clean_with_werror(cc: str, tmp_path: Path) -> None:
 def test_headers_include_from_cpp(tmp_path: Path) -> None:
     main = tmp_path / "use.cpp"
     main.write_text(
-        '#include "splitpack.h"\n#include "splitframe.h"\n'
-        "int main() { return sp_packed_size(3, 3) == 2 ? 0 : 1; }\n"
+        '#include "splitpack.h"\n#include "splitframe.h"\nint main() { return sp_packed_size(3, 3) == 2 ? 0 : 1; }\n'
     )
     objs = []
     for src in C_SOURCES:
@@ -47,9 +46,7 @@ def test_headers_include_from_cpp(tmp_path: Path) -> None:
         _run(["gcc", *STRICT, "-c", src, "-o", str(obj)])
         objs.append(str(obj))
     exe = tmp_path / "use"
-    _run(
-        ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", f"-I{NATIVE}", str(main), *objs, "-o", str(exe)]
-    )
+    _run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", f"-I{NATIVE}", str(main), *objs, "-o", str(exe)])
     _run([str(exe)])
 
 
@@ -116,3 +113,10 @@ def test_decoder_fuzz_bounded(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Done" in proc.stderr
+
+
+def test_extension_was_built_from_these_sources() -> None:
+    from splitsdk._native import ffi, lib
+    from splitsdk.native import source_hash
+
+    assert ffi.string(lib.splitsdk_native_hash()).decode() == source_hash()

@@ -29,10 +29,10 @@ from splitsdk.cloud.batcher import DynamicBatcher
 from splitsdk.cloud.certs import make_certs
 from splitsdk.cloud.config import ReceiverConfig, load_config
 from splitsdk.cloud.model import load_cloud_runner
-from splitsdk.cloud.postprocess import topk
+from splitsdk.cloud.postprocess import resolve, topk
 from splitsdk.cloud.server import Receiver
 from splitsdk.cloud.store import ResultStore
-from splitsdk.errors import ReceiverError
+from splitsdk.errors import BundleError, ReceiverError
 from splitsdk.wire.bundle import Bundle, load_bundle
 from splitsdk.wire.client import AsyncWireClient, ReceiverRefused, WireClient, client_tls_context
 from splitsdk.wire.edge import frame_from_edge_outputs
@@ -354,6 +354,21 @@ def test_max_connections_and_plain_tcp(bundle: Bundle, runner: Any, tmp_path: Pa
             c.close()
     finally:
         srv.stop()
+
+
+def double_first(outputs: list[np.ndarray], params: dict[str, Any]) -> bytes:
+    """A user post-processing hook, named in a manifest as `test_receiver:double_first`."""
+    return json.dumps({"v": float(outputs[0][0]) * params["factor"]}).encode()
+
+
+def test_postprocess_hooks_by_name() -> None:
+    scores = [np.array([0.1, 0.7, 0.2, 0.7])]
+    assert json.loads(resolve({"kind": "topk", "k": 2})(scores)) == {"topk": [[1, 0.7], [3, 0.7]]}
+    assert json.loads(resolve({"kind": "argmax"})(scores)) == {"class": 1, "score": 0.7}
+    assert json.loads(resolve({"kind": "test_receiver:double_first", "factor": 3})(scores)) == {"v": 0.1 * 3}
+    for bad in ({"kind": "nope"}, {"kind": "no_such_module:f"}):
+        with pytest.raises(BundleError, match="postprocess kind"):
+            resolve(bad)
 
 
 def test_receiver_toml_config(tmp_path: Path) -> None:

@@ -7,11 +7,15 @@ copied into the generated edge projects.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from cffi import FFI
 
 SOURCES = ["splitpack.c", "splitframe.c"]
 
 CDEF = """
+const char *splitsdk_native_hash(void);
 size_t sp_packed_size(size_t n, unsigned bits);
 int sp_pack(const uint8_t *codes, size_t n, unsigned bits, uint8_t *out, size_t out_len);
 int sp_unpack(const uint8_t *in, size_t in_len, size_t n, unsigned bits, uint8_t *codes);
@@ -78,11 +82,21 @@ int sp_decode(const uint8_t *buf, size_t len, const sp_limits *limits, sp_messag
               size_t *consumed);
 """
 
+
+def _source_hash() -> str:
+    """Same digest as splitsdk.native.source_hash(), computed without importing the package."""
+    digest = hashlib.sha256()
+    for name in ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c"):
+        digest.update(name.encode() + b"\0" + (Path(__file__).resolve().parent / name).read_bytes())
+    return digest.hexdigest()
+
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "splitsdk._native",
-    '#include "splitpack.h"\n#include "splitframe.h"\n',
+    '#include "splitpack.h"\n#include "splitframe.h"\n'
+    f'static const char *splitsdk_native_hash(void) {{ return "{_source_hash()}"; }}\n',
     # Relative paths: setuptools refuses absolute source paths in wheels.
     sources=[f"sdk/native/{name}" for name in SOURCES],
     include_dirs=["sdk/native"],

@@ -6,6 +6,11 @@
 
 from __future__ import annotations
 
+import warnings
+
+from splitsdk import native as _native_sources
+from splitsdk._native import ffi as _ffi
+from splitsdk._native import lib as _lib
 from splitsdk.wire.frame import (
     PREFIX_LEN,
     PROTOCOL_VERSION,
@@ -38,7 +43,26 @@ from splitsdk.wire.packing import (
     unpack_hw,
 )
 
-# The names the brief uses for the codec.
+
+def _check_extension_is_current() -> None:
+    """Warn when the compiled extension is older than the C sources (an editable install not rebuilt)."""
+    built = _ffi.string(_lib.splitsdk_native_hash()).decode()
+    try:
+        current = _native_sources.source_hash()
+    except OSError:  # sources not shipped next to the package: nothing to compare
+        return
+    if current != built:
+        warnings.warn(
+            "splitsdk._native was built from other C sources than sdk/native holds now: rebuild it with "
+            "`pip install --no-deps --no-build-isolation -e .` (make setup)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+_check_extension_is_current()
+
+# The names the codec is also known by.
 encode_frame = encode
 decode_frame = decode
 
