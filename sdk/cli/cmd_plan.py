@@ -95,13 +95,15 @@ def print_plan(plan: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from splitsdk.plan.reason import ms
+
     console = Console(width=160)
     s = plan.solution
     p = s.predicted
     console.print(
         f"[bold]{plan.model['name']}[/] on {plan.target} -> {plan.cloud} at {plan.link['uplink_mbps']:g} Mbit/s: "
         f"[bold]{s.kind}[/] (split index {s.split_index} of {len(plan.layers)}), "
-        f"{p.total_ms:.2f} ms = edge {p.edge_ms:.2f} + transmit {p.transmit_ms:.2f} + cloud {p.cloud_ms:.2f}"
+        f"{ms(p.total_ms)} ms = edge {ms(p.edge_ms)} + transmit {ms(p.transmit_ms)} + cloud {ms(p.cloud_ms)}"
     )
     if s.edge_layers:
         console.print(
@@ -115,7 +117,7 @@ def print_plan(plan: Any) -> None:
         console.print(f"  note: {note}")
     if plan.exact is not None:
         console.print(
-            f"  exact optimum ({plan.exact.solver}): {plan.exact.total_ms:.2f} ms at split "
+            f"  exact optimum ({plan.exact.solver}): {ms(plan.exact.total_ms)} ms at split "
             f"{plan.exact.split_index}; Algorithm 1's gap {plan.exact.gap * 100:.2f}%"
         )
     cloud_ms = plan.baselines["cloud_only"].predicted.total_ms
@@ -146,12 +148,12 @@ def print_plan(plan: Any) -> None:
             kind,
             "-" if k is None else str(k),
             bits,
-            f"{pr.edge_ms:.2f}",
-            f"{pr.transmit_ms:.2f}",
-            f"{pr.cloud_ms:.2f}",
-            f"{pr.total_ms:.2f}",
+            ms(pr.edge_ms),
+            ms(pr.transmit_ms),
+            ms(pr.cloud_ms),
+            ms(pr.total_ms),
             f"{pr.total_ms / cloud_ms:.2f}x" if cloud_ms else "-",
-            f"{(pr.edge_weight_bytes + pr.peak_activation_bytes) / 1e6:.2f}",
+            f"{(pr.edge_weight_bytes + pr.peak_activation_bytes) / 1e6:.3g}",
             "yes" if fits else "NO",
         )
     console.print(table)

@@ -17,6 +17,11 @@ def mb(nbytes: float) -> str:
     return f"{nbytes / 1e6:.2f} MB" if nbytes >= 1e5 else f"{nbytes / 1e3:.1f} kB"
 
 
+def ms(value: float) -> str:
+    """Milliseconds with enough digits for tiny models: 0.0123, 1.23, 123.4."""
+    return f"{value:.3g}" if abs(value) < 1 else f"{value:.1f}"
+
+
 def _pct(a: float, b: float) -> str:
     return f"{(1 - a / b) * 100:.0f}%" if b > 0 else "n/a"
 
@@ -60,12 +65,12 @@ def explain(
         elif faster:
             out.append(
                 f"CLOUD-ONLY fallback: {len(faster)} faster candidate(s) exceed the accuracy threshold "
-                f"(the fastest would take {faster[0].evaluation.total_ms:.1f} ms)."
+                f"(the fastest would take {ms(faster[0].evaluation.total_ms)} ms)."
             )
         else:
             out.append(
-                f"CLOUD-ONLY: sending the raw frame ({mb(frame)}, {ev.transmit_ms:.1f} ms at "
-                f"{problem.link.uplink_mbps:g} Mbit/s) and running in the cloud ({ev.cloud_ms:.1f} ms) beats every "
+                f"CLOUD-ONLY: sending the raw frame ({mb(frame)}, {ms(ev.transmit_ms)} ms at "
+                f"{problem.link.uplink_mbps:g} Mbit/s) and running in the cloud ({ms(ev.cloud_ms)} ms) beats every "
                 "edge part: the uplink is fast relative to the device, or no layer's output is much smaller than "
                 "the frame."
             )
@@ -73,7 +78,7 @@ def explain(
         out.append(
             f"EDGE-ONLY: the whole model fits on the device ({mb(ev.edge_weight_bytes)} weights + "
             f"{mb(ev.peak_activation_bytes)} activations <= {mb(problem.memory_bytes)}) and running it there "
-            f"({ev.edge_ms:.1f} ms) beats sending the frame (CLOUD-ONLY {cloud:.1f} ms, {_pct(ev.total_ms, cloud)} "
+            f"({ms(ev.edge_ms)} ms) beats sending the frame (CLOUD-ONLY {ms(cloud)} ms, {_pct(ev.total_ms, cloud)} "
             "faster): a small model on a capable device."
         )
     else:
@@ -83,13 +88,13 @@ def explain(
         out.append(
             f"SPLIT after layer {last!r} ({k} of {n} layers on the device): its output at "
             f"{'/'.join(map(str, bits))} bits is {mb(ev.transmit_bytes)}, {ratio:.1f}x smaller than the raw frame, "
-            f"so sending it takes {ev.transmit_ms:.1f} ms; the edge part runs in {ev.edge_ms:.1f} ms within "
+            f"so sending it takes {ms(ev.transmit_ms)} ms; the edge part runs in {ms(ev.edge_ms)} ms within "
             f"{mb(problem.memory_bytes)}. {_pct(ev.total_ms, cloud)} faster than CLOUD-ONLY."
         )
     ns = base.get("neurosurgeon")
     if ns is not None and c.origin != ORIGIN_CLOUD and ns.evaluation.total_ms > ev.total_ms:
         out.append(
-            f"The best float split (Neurosurgeon) takes {ns.evaluation.total_ms:.1f} ms; quantising the edge part "
+            f"The best float split (Neurosurgeon) takes {ms(ns.evaluation.total_ms)} ms; quantising the edge part "
             f"saves {_pct(ev.total_ms, ns.evaluation.total_ms)}."
         )
     out.append(_criterion(sel, problem))
