@@ -48,9 +48,28 @@ static inline void scatter_word(uint64_t word, uint8_t *codes, size_t count, uns
     }
 }
 
+/*
+ * On little-endian hosts a group's b bytes are the low bytes of its 64-bit word, so one 8-byte memcpy
+ * replaces the byte loop wherever 8 bytes fit in the buffer (the upper bytes written are zero and the
+ * next group overwrites them); elsewhere, and on other hosts, the portable byte loop runs.
+ */
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SP_LITTLE_ENDIAN 1
+#else
+#define SP_LITTLE_ENDIAN 0
+#endif
+
 static inline void pack_body(const uint8_t *codes, size_t n, unsigned bits, uint8_t *out) {
     const size_t groups = n / 8u;
-    for (size_t g = 0; g < groups; ++g) {
+    const size_t total = sp_packed_size(n, bits);
+    size_t g = 0;
+    if (SP_LITTLE_ENDIAN) {
+        for (; g < groups && (size_t)bits * g + 8u <= total; ++g) {
+            const uint64_t word = gather_word(codes + 8u * g, 8u, bits);
+            memcpy(out + (size_t)bits * g, &word, 8u);
+        }
+    }
+    for (; g < groups; ++g) {
         put_bytes(gather_word(codes + 8u * g, 8u, bits), out + (size_t)bits * g, bits);
     }
     const size_t rest = n % 8u;
@@ -62,7 +81,16 @@ static inline void pack_body(const uint8_t *codes, size_t n, unsigned bits, uint
 
 static inline void unpack_body(const uint8_t *in, size_t n, unsigned bits, uint8_t *codes) {
     const size_t groups = n / 8u;
-    for (size_t g = 0; g < groups; ++g) {
+    const size_t total = sp_packed_size(n, bits);
+    size_t g = 0;
+    if (SP_LITTLE_ENDIAN) {
+        for (; g < groups && (size_t)bits * g + 8u <= total; ++g) {
+            uint64_t word;
+            memcpy(&word, in + (size_t)bits * g, 8u);
+            scatter_word(word, codes + 8u * g, 8u, bits);
+        }
+    }
+    for (; g < groups; ++g) {
         scatter_word(get_bytes(in + (size_t)bits * g, bits), codes + 8u * g, 8u, bits);
     }
     const size_t rest = n % 8u;
@@ -112,6 +140,28 @@ static inline void unpack_aligned(const uint8_t *in, size_t n, unsigned bits, ui
     }
 }
 
+/*
+ * b in {1, 2}: one input byte expands to 8 or 4 codes; a 256-row table built on the stack (2 KiB,
+ * endian-independent) turns each byte into one fixed-size copy, which the per-bit loop does not match.
+ */
+static inline void unpack_table(const uint8_t *in, size_t n, unsigned bits, uint8_t *codes) {
+    const unsigned per = 8u / bits;
+    const unsigned mask = (1u << bits) - 1u;
+    uint8_t table[256][8];
+    for (unsigned v = 0; v < 256u; ++v) {
+        for (unsigned j = 0; j < 8u; ++j) {
+            table[v][j] = j < per ? (uint8_t)((v >> (j * bits)) & mask) : 0u;
+        }
+    }
+    const size_t full = n / per;
+    for (size_t i = 0; i < full; ++i) {
+        memcpy(codes + i * per, table[in[i]], per);
+    }
+    for (size_t j = 0; j < n - full * per; ++j) {
+        codes[full * per + j] = table[in[full]][j];
+    }
+}
+
 int sp_pack(const uint8_t *codes, size_t n, unsigned bits, uint8_t *out, size_t out_len) {
     if (bits < 1u || bits > 8u) {
         return SP_PACK_EBITS;
@@ -144,8 +194,8 @@ int sp_unpack(const uint8_t *in, size_t in_len, size_t n, unsigned bits, uint8_t
         return SP_PACK_ESPACE;
     }
     switch (bits) {
-    case 1: unpack_aligned(in, n, 1, codes); break;
-    case 2: unpack_aligned(in, n, 2, codes); break;
+    case 1: unpack_table(in, n, 1, codes); break;
+    case 2: unpack_table(in, n, 2, codes); break;
     case 3: unpack_body(in, n, 3, codes); break;
     case 4: unpack_aligned(in, n, 4, codes); break;
     case 5: unpack_body(in, n, 5, codes); break;
