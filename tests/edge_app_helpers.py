@@ -54,3 +54,32 @@ def host_pipeline(bundle_dir: Path, frames: Path) -> list[str]:
         ]
         bodies.append(post([o[0] for o in cloud(inputs)]).decode())
     return bodies
+
+
+def shared_dir(factory: object) -> Path:
+    """One directory per test session for the expensive artefacts (bundle, builds) of several modules."""
+    base = Path(factory.getbasetemp()) / "edge-app"  # type: ignore[attr-defined]
+    base.mkdir(exist_ok=True)
+    return base
+
+
+def shared_bundle(base: Path, name: str = "one", **kw: object) -> Path:
+    """A bundle built once per session (build_bundle arguments in `kw`)."""
+    root = base / f"bundle-{name}"
+    if not (root / "manifest.json").is_file():
+        build_bundle(root, **kw)  # type: ignore[arg-type]
+    return root
+
+
+def shared_firmware(base: Path, bundle: Path, target: str, sanitize: bool = False) -> Path:
+    """Generate + build `bundle` for `target` once per session; returns the firmware directory."""
+    from splitsdk.codegen import generate
+    from splitsdk.codegen.build import build_firmware
+
+    tag = f"{target}{'-asan' if sanitize else ''}"
+    fw = base / f"fw-{tag}"
+    if not (fw / "firmware.json").is_file():
+        project = base / f"proj-{target}"
+        generate(bundle, target, project)
+        build_firmware(project, fw, sanitize=sanitize, build_dir=base / f"build-{tag}")
+    return fw

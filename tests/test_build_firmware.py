@@ -1,0 +1,146 @@
+"""`splitsdk build`: the generated project compiles for cortex-a7 (ARM EABI5) and for the host, the
+firmware carries what the camera needs, a user's own TFLite is accepted, and `verify` compares the
+target's TFLite (under QEMU) with the host's."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edge_app_helpers import (
+    build_bundle,
+    host_edge_outputs,
+    read_frames,
+    shared_bundle,
+    shared_dir,
+    shared_firmware,
+    write_frames,
+)
+
+from splitsdk.codegen import generate
+from splitsdk.codegen.build import load_firmware, load_project
+from splitsdk.codegen.emulate import run_app
+from splitsdk.codegen.sysroot import ensure_sysroot
+from splitsdk.codegen.verify import VerifyError, verify
+from splitsdk.errors import ToolchainError
+from splitsdk.profile.targets import load_target
+from splitsdk.wire.bundle import load_bundle
+
+pytestmark = [pytest.mark.requires_toolchain, pytest.mark.requires_qemu, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shared_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def bundle(base: Path) -> Path:
+    return shared_bundle(base)
+
+
+def test_cortex_a7_firmware_is_an_arm_eabi5_executable(base: Path, bundle: Path) -> None:
+    fw = load_firmware(shared_firmware(base, bundle, "cortex-a7"))
+    desc = subprocess.run(["file", "-L", str(fw.binary)], capture_output=True, text=True).stdout
+    assert "ELF 32-bit LSB" in desc and "ARM, EABI5" in desc and "stripped" in desc and "not stripped" not in desc
+    assert "libtensorflow-lite.so.2.14.1" in fw.libraries and "libstdc++.so.6" in fw.libraries
+    assert all((fw.root / "lib" / name).is_file() for name in fw.libraries)
+    assert (fw.root / "etc/init.d/S90splitsdk-edge").stat().st_mode & 0o111
+    assert (fw.root / "lib/systemd/system/splitsdk-edge.service").is_file()
+    assert fw.model.read_bytes() == (bundle / "edge.tflite").read_bytes()
+    on_disk = sum(p.stat().st_size for p in fw.root.rglob("*") if p.is_file() and p.name != "firmware.json")
+    assert fw.firmware_bytes == on_disk and fw.binary_bytes == fw.binary.stat().st_size
+    assert fw.plan_sha256 == load_bundle(bundle).plan_sha256
+
+
+def test_host_firmware_matches_the_host_runtime(base: Path, bundle: Path, tmp_path: Path) -> None:
+    fw = load_firmware(shared_firmware(base, bundle, "host"))
+    desc = subprocess.run(["file", "-L", str(fw.binary)], capture_output=True, text=True).stdout
+    assert "x86-64" in desc
+    frames = write_frames(tmp_path / "frames", 3, seed=5)
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    run = run_app(fw, ["--model", str(fw.model), "--frames", str(frames), "--offline", "--dump", str(dump)])
+    assert run.returncode == 0, run.stderr
+    assert run.counters["inferred"] == 3 and run.counters["sent"] == 0
+    b = load_bundle(bundle)
+    for name, image in read_frames(frames):
+        ref = host_edge_outputs(b, image)[0]
+        got = np.fromfile(dump / f"{name}.0.out", dtype=np.int8).reshape(ref.shape)
+        assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_verify_accepts_the_arm_build(base: Path, bundle: Path) -> None:
+    checks = verify(shared_firmware(base, bundle, "cortex-a7"), bundle, samples=4)
+    assert [c.crossing for c in checks] == ["edge_out_0"]
+    assert all(c.ok and c.max_abs_diff <= 1 and c.dtype == "int8" for c in checks)
+
+
+def test_verify_refuses_a_mismatch_naming_the_tensor(base: Path, bundle: Path, tmp_path: Path) -> None:
+    # The host runs other weights with the same shapes: to verify, the target "mis-executes" the model.
+    other = build_bundle(tmp_path / "other", seed=3)
+    tampered = tmp_path / "tampered"
+    shutil.copytree(bundle, tampered)
+    shutil.copy(other / "edge.tflite", tampered / "edge.tflite")
+    with pytest.raises(VerifyError, match=r"mis-executes.*crossing tensor 'edge_out_0' \(model output '[^']+'"):
+        verify(shared_firmware(base, bundle, "cortex-a7"), tampered, samples=4)
+
+
+def test_tflite_root_selects_a_users_tflite(base: Path, bundle: Path, tmp_path: Path) -> None:
+    target = load_target("cortex-a7")
+    assert target.toolchain is not None and target.toolchain.sysroot is not None
+    sysroot = ensure_sysroot(target)
+    prefix = tmp_path / "my-tflite"  # a user's install prefix: include/ and lib/
+    prefix.mkdir()
+    (prefix / "include").symlink_to(sysroot / "usr/include")
+    (prefix / "lib").mkdir()
+    (prefix / "lib" / "libtensorflow-lite.so").symlink_to(
+        sysroot / target.toolchain.sysroot.lib_dir / "libtensorflow-lite.so.2.14.1"
+    )
+    project = load_project(base / "proj-cortex-a7") if (base / "proj-cortex-a7").is_dir() else None
+    if project is None:
+        generate(bundle, "cortex-a7", tmp_path / "proj")
+        project = load_project(tmp_path / "proj")
+    build = tmp_path / "build"
+    proc = subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(project.root),
+            "-B",
+            str(build),
+            f"-DCMAKE_TOOLCHAIN_FILE={project.root / project.toolchain_file}",
+            f"-DSPLITSDK_SYSROOT={sysroot}",
+            f"-DTFLITE_ROOT={prefix}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"TFLite: {prefix}/lib/libtensorflow-lite.so" in proc.stdout
+
+
+def test_build_cli_refuses_a_directory_that_is_not_a_project(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "splitsdk", "build", str(tmp_path), "-o", str(tmp_path / "fw")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("splitsdk: error: ") and "splitsdk-project.json" in proc.stderr
+    assert not (tmp_path / "fw").exists()
+
+
+def test_firmware_json_round_trips(base: Path, bundle: Path) -> None:
+    fw_dir = shared_firmware(base, bundle, "cortex-a7")
+    data = json.loads((fw_dir / "firmware.json").read_text())
+    assert data["target"] == "cortex-a7" and data["sanitized"] is False
+    with pytest.raises(ToolchainError, match="firmware.json"):
+        load_firmware(fw_dir / "bin")
