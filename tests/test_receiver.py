@@ -170,6 +170,34 @@ def test_resent_frame_is_answered_from_the_store(server: ReceiverThread, certs: 
     assert server.receiver.metrics.duplicates.value() >= 1
 
 
+def test_plain_float_and_int_tensors_give_the_packed_result(
+    server: ReceiverThread, certs: Path, bundle: Bundle, runner: Any
+) -> None:
+    """The uncompressed fallbacks (FLOAT 32, INT 8/16) carry the same values as the packed frame."""
+    packed = make_frame(bundle, "good", 42)
+    values = [wire.tensor_to_float(t, c.shape) for t, c in zip(packed.tensors, bundle.crossing, strict=True)]
+    as_float = replace(
+        packed,
+        tensors=tuple(
+            wire.WireTensor(wire.TensorKind.FLOAT, 32, 1.0, 0, c.shape, v.astype("<f4").tobytes())
+            for v, c in zip(values, bundle.crossing, strict=True)
+        ),
+    )
+    codes = [wire.unpack(t.payload, c.elements, c.bits) for t, c in zip(packed.tensors, bundle.crossing, strict=True)]
+    as_int16 = replace(
+        packed,
+        tensors=tuple(
+            wire.WireTensor(wire.TensorKind.INT, 16, t.scale, t.zero_point, c.shape, k.astype("<i2").tobytes())
+            for k, t, c in zip(codes, packed.tensors, bundle.crossing, strict=True)
+        ),
+    )
+    want = reference_result(bundle, runner, "good", 42)
+    with connect(server, certs, "good") as client:
+        client.hello("good", bundle.plan_sha256)
+        for seq, frame in ((2000, as_float), (2001, as_int16)):
+            assert_same_result(client.send_frame(replace(frame, seq=seq)).body, want)
+
+
 def test_200_concurrent_clients(server: ReceiverThread, certs: Path, bundle: Bundle, runner: Any) -> None:
     frames_each = 3
     expected = {seq: reference_result(bundle, runner, "cam-0", seq) for seq in range(frames_each)}

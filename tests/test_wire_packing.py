@@ -134,3 +134,13 @@ def test_unpack_dequantize_shapes() -> None:
 def test_bad_arguments_raise_wire_error(call: object) -> None:
     with pytest.raises(WireError):
         call()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("kind", "bits", "dtype"), [(1, 8, "<i1"), (1, 16, "<i2"), (1, 32, "<i4"), (2, 32, "<f4")])
+def test_plain_to_float(kind: int, bits: int, dtype: str) -> None:
+    values = np.arange(-6, 6).astype(dtype).reshape(3, 4)
+    out = wire.plain_to_float(values.tobytes(), kind, bits, (3, 4), 0.5, 2)
+    expected = values.astype(np.float32) if kind == 2 else (values.astype(np.float32) - 2) * 0.5
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(WireError):
+        wire.plain_to_float(values.tobytes()[:-1], kind, bits, (3, 4), 0.5, 2)

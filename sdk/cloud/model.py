@@ -19,6 +19,8 @@ Runner = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 def load_cloud_runner(bundle: Bundle) -> Runner:
     """Load `cloud.keras` (TensorFlow imported here, lazily) and check its inputs against the manifest."""
+    if bundle.cloud_model.suffix == ".tflite":
+        return _tflite_runner(bundle)
     import keras
 
     try:
@@ -35,6 +37,27 @@ def load_cloud_runner(bundle: Bundle) -> Runner:
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
         out = model.predict_on_batch(inputs if len(inputs) > 1 else inputs[0])
         return [np.asarray(o) for o in out] if isinstance(out, list | tuple) else [np.asarray(out)]
+
+    return run
+
+
+def _tflite_runner(bundle: Bundle) -> Runner:
+    """A float TFLite cloud model (ONNX-sourced bundles), run sample by sample."""
+    from splitsdk.convert.tflite import io_details, run_tflite
+
+    content = bundle.cloud_model.read_bytes()
+    try:
+        ins, _ = io_details(content)
+    except (ValueError, RuntimeError) as exc:
+        raise BundleError(f"{bundle.cloud_model}: cannot load the cloud model: {exc}") from None
+    want = [c.shape for c in bundle.crossing]
+    if [i.shape for i in ins] != want:
+        raise BundleError(
+            f"{bundle.cloud_model}: model inputs {[i.shape for i in ins]} do not match manifest.json crossing shapes {want}"
+        )
+
+    def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return run_tflite(content, [np.asarray(x, np.float32) for x in inputs])
 
     return run
 

@@ -182,13 +182,14 @@ class Receiver:
         inputs = []
         for i, (t, c) in enumerate(zip(msg.tensors, self.bundle.crossing, strict=True)):
             dims = t.dims[1:] if len(t.dims) == len(c.shape) + 1 and t.dims[0] == 1 else t.dims
-            if t.kind != TensorKind.PACKED or t.bits != c.bits or dims != c.shape:
+            # the plan's packed codes, or (an uncompressed fallback) plain ints/floats of the same shape
+            if (t.kind == TensorKind.PACKED and t.bits != c.bits) or dims != c.shape:
                 raise ProtocolViolation(
                     ErrorCode.TENSOR_MISMATCH,
                     f"tensor {i} ({c.tensor}): got {t.kind.name} {t.bits}-bit {t.dims}, expected "
                     f"PACKED {c.bits}-bit {c.shape}",
                 )
-            inputs.append(wire.unpack_dequantize(t.payload, c.shape, t.bits, t.scale, t.zero_point))
+            inputs.append(wire.tensor_to_float(t, c.shape))
         return Job(device_id, msg.seq, msg.timestamp_us, inputs)
 
     async def _send(self, writer: asyncio.StreamWriter, msg: wire.Message) -> None:

@@ -30,6 +30,7 @@ from splitsdk.wire.frame import (
     decode,
     encode,
     peek,
+    tensor_to_float,
 )
 from splitsdk.wire.packing import (
     build_lut,
@@ -37,6 +38,7 @@ from splitsdk.wire.packing import (
     pack,
     pack_hw,
     packed_size,
+    plain_to_float,
     requantize_lut,
     unpack,
     unpack_dequantize,
@@ -92,7 +94,9 @@ __all__ = [
     "pack_hw",
     "packed_size",
     "peek",
+    "plain_to_float",
     "requantize_lut",
+    "tensor_to_float",
     "unpack",
     "unpack_dequantize",
     "unpack_hw",

@@ -90,9 +90,7 @@ def _field(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
 
 
 def _shape(value: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value
-    ):
+    if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value):
         raise BundleError(f"{where}: 'shape' must be a list of positive ints, got {value!r}")
     return tuple(value)
 

@@ -257,12 +257,20 @@ def decode(buf: bytes | bytearray | memoryview, limits: Limits = Limits()) -> tu
     elif c.type == MsgType.RESULT:
         msg = Result(seq, int(c.status), span(c.body, c.body_len), ts)
     else:
-        msg = Error(
-            seq, int(c.status), span(c.body, c.body_len).decode("utf-8", errors="surrogateescape"), ts
-        )
+        msg = Error(seq, int(c.status), span(c.body, c.body_len).decode("utf-8", errors="surrogateescape"), ts)
     return msg, int(consumed[0])
 
 
 def crc32(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
     """The codec's CRC32 (equal to zlib.crc32)."""
     return int(lib.sp_crc32(crc, ffi.from_buffer(data), len(data)))
+
+
+def tensor_to_float(tensor: WireTensor, shape: tuple[int, ...]) -> Any:
+    """A received tensor as float32 of `shape`: packed codes unpacked and dequantised by the C core,
+    plain ints dequantised, float32 taken as is. The decoder has already checked the payload size."""
+    from splitsdk.wire.packing import plain_to_float, unpack_dequantize
+
+    if tensor.kind == TensorKind.PACKED:
+        return unpack_dequantize(tensor.payload, shape, tensor.bits, tensor.scale, tensor.zero_point)
+    return plain_to_float(tensor.payload, tensor.kind, tensor.bits, shape, tensor.scale, tensor.zero_point)

@@ -7,6 +7,8 @@ generated edge app does.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -24,6 +26,13 @@ __all__ = [
     "unpack_dequantize",
     "unpack_hw",
 ]
+
+_PLAIN: dict[tuple[int, int], np.dtype[Any]] = {
+    (1, 8): np.dtype("<i1"),
+    (1, 16): np.dtype("<i2"),
+    (1, 32): np.dtype("<i4"),
+    (2, 32): np.dtype("<f4"),
+}
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
@@ -125,9 +134,7 @@ def dequantize(codes: npt.ArrayLike, scale: float, zero_point: int) -> F32:
     """float32 (code - zero_point) * scale, same shape as `codes`."""
     arr = _codes(codes)
     out = np.empty(arr.shape, dtype=np.float32)
-    lib.sp_dequantize(
-        ffi.from_buffer("uint8_t[]", arr), arr.size, zero_point, scale, ffi.from_buffer("float[]", out)
-    )
+    lib.sp_dequantize(ffi.from_buffer("uint8_t[]", arr), arr.size, zero_point, scale, ffi.from_buffer("float[]", out))
     return out
 
 
@@ -137,3 +144,19 @@ def unpack_dequantize(
     """Unpack a packed tensor of `shape` and dequantise it in one call (the receiver's path)."""
     n = int(np.prod(shape, dtype=np.int64))
     return dequantize(unpack(data, n, bits), scale, zero_point).reshape(shape)
+
+
+def plain_to_float(
+    payload: bytes | bytearray | memoryview, kind: int, bits: int, shape: tuple[int, ...], scale: float, zero_point: int
+) -> F32:
+    """Plain little-endian ints ((v - zero_point) * scale) or float32 values (as is) -> float32 array."""
+    dtype = _PLAIN.get((int(kind), int(bits)))
+    if dtype is None:
+        raise WireError(f"no plain encoding for kind {kind} with {bits} bits")
+    n = int(np.prod(shape, dtype=np.int64))
+    if len(payload) != n * dtype.itemsize:
+        raise WireError(f"{n} values of {bits} bits need {n * dtype.itemsize} bytes, got {len(payload)}")
+    values = np.frombuffer(payload, dtype=dtype).reshape(shape)
+    if dtype.kind == "f":
+        return values.astype(np.float32)
+    return ((values.astype(np.float64) - zero_point) * np.float32(scale)).astype(np.float32)
