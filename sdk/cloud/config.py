@@ -17,7 +17,8 @@ receiver.toml (every key optional):
     max_dim = 1048576
     max_elements = 67108864
     max_connections = 1024
-    read_timeout_s = 10.0      # a started frame must arrive completely within this (slow-loris)
+    read_timeout_s = 10.0      # a started frame must arrive within this plus its size at min_rate (slow-loris)
+    min_rate_bytes_s = 16384.0 # slowest uplink served: a 1 MiB frame gets 10 s + 64 s
     idle_timeout_s = 300.0     # a connection may stay silent between frames this long
     handshake_timeout_s = 15.0 # TLS handshake (generous: hundreds of cameras reconnect at once)
     [batching]
@@ -56,6 +57,7 @@ class ReceiverConfig:
     read_timeout_s: float = 10.0
     idle_timeout_s: float = 300.0
     handshake_timeout_s: float = 15.0
+    min_rate_bytes_s: float = 16384.0
     max_batch: int = 16
     max_wait_ms: float = 5.0
 
@@ -82,8 +84,8 @@ class ReceiverConfig:
                 raise ReceiverError(f"{p}: no such certificate/key file")
         if self.max_batch < 1 or self.max_wait_ms < 0 or self.max_connections < 1:
             raise ReceiverError("max_batch and max_connections must be >= 1, max_wait_ms >= 0")
-        if min(self.read_timeout_s, self.idle_timeout_s, self.handshake_timeout_s) <= 0:
-            raise ReceiverError("read_timeout_s, idle_timeout_s and handshake_timeout_s must be positive")
+        if min(self.read_timeout_s, self.idle_timeout_s, self.handshake_timeout_s, self.min_rate_bytes_s) <= 0:
+            raise ReceiverError("timeouts and min_rate_bytes_s must be positive")
         return self
 
 

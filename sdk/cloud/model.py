@@ -51,10 +51,9 @@ def _tflite_runner(bundle: Bundle) -> Runner:
     except (ValueError, RuntimeError) as exc:
         raise BundleError(f"{bundle.cloud_model}: cannot load the cloud model: {exc}") from None
     want = [c.shape for c in bundle.crossing]
-    if [i.shape for i in ins] != want:
-        raise BundleError(
-            f"{bundle.cloud_model}: model inputs {[i.shape for i in ins]} do not match manifest.json crossing shapes {want}"
-        )
+    got = [i.shape for i in ins]
+    if got != want:
+        raise BundleError(f"{bundle.cloud_model}: model inputs {got} do not match manifest.json crossing shapes {want}")
 
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
         return run_tflite(content, [np.asarray(x, np.float32) for x in inputs])

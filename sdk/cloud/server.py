@@ -146,9 +146,13 @@ class Receiver:
     async def _read_message(self, reader: asyncio.StreamReader, conn: asyncio.Task[Any]) -> tuple[wire.Message, int]:
         first = await asyncio.wait_for(reader.readexactly(1), self.config.idle_timeout_s)
         self._conns[conn] = True
-        async with asyncio.timeout(self.config.read_timeout_s):
+        cfg = self.config
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(cfg.read_timeout_s) as budget:
             prefix = first + await reader.readexactly(wire.PREFIX_LEN - 1)
-            length, _ = wire.peek(prefix, self.config.limits)  # limits checked before reading on
+            length, _ = wire.peek(prefix, cfg.limits)  # limits checked before reading on
+            # a large frame on a slow uplink gets time in proportion; a slow-loris still runs out of it
+            budget.reschedule(started + cfg.read_timeout_s + length / cfg.min_rate_bytes_s)
             data = prefix + await reader.readexactly(length - wire.PREFIX_LEN)
         self.metrics.bytes.inc(len(data))
         msg, _ = wire.decode(data, self.config.limits)
