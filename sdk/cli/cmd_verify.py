@@ -21,5 +21,6 @@ def run(args: argparse.Namespace) -> int:
 
     checks = verify(args.firmware, args.bundle, args.calib, args.samples)
     for c in checks:
-        print(f"{c.crossing:24s} {c.output:32s} {c.dtype:6s} max |diff| {c.max_abs_diff:g} over {c.samples} samples: ok")
+        diff = f"max |diff| {c.max_abs_diff:g} over {c.samples} samples"
+        print(f"{c.crossing:24s} {c.output:32s} {c.dtype:6s} {diff}: ok")
     return 0

@@ -1,0 +1,138 @@
+"""The edge app under emulation against a real `splitsdk serve`: qemu-arm results equal the host-only
+pipeline's, the ASan/UBSan host build runs the whole pipeline clean, a receiver that is down at start
+is retried until it is up, and a receiver's ERROR (wrong plan hash) is reported by the app."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from edge_app_helpers import host_pipeline, shared_bundle, shared_dir, shared_firmware, write_frames
+
+from splitsdk.codegen.build import load_firmware
+from splitsdk.codegen.emulate import Receiver, app_args, app_command, free_port, parse_app_output, run_app
+
+pytestmark = [pytest.mark.requires_toolchain, pytest.mark.requires_qemu, pytest.mark.slow]
+
+STAGES = {"capture", "infer", "pack", "send_result", "total"}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shared_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def bundle(base: Path) -> Path:
+    return shared_bundle(base)
+
+
+def _scores(body: str) -> list[tuple[int, float]]:
+    return [(int(c), float(s)) for c, s in json.loads(body)["topk"]]
+
+
+def test_qemu_arm_results_equal_the_host_pipeline(base: Path, bundle: Path, tmp_path: Path) -> None:
+    fw = shared_firmware(base, bundle, "cortex-a7")
+    frames = write_frames(tmp_path / "frames", 5, seed=11)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "splitsdk",
+            "emulate",
+            str(fw),
+            "--bundle",
+            str(bundle),
+            "--frames",
+            str(frames),
+            "-n",
+            "4",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    results = out["results"]
+    assert [r["seq"] for r in results] == [0, 1, 2, 3] and all(r["status"] == 0 for r in results)
+    assert [r["frame"] for r in results] == [f"frame{i:03d}.f32" for i in range(4)]
+    expected = host_pipeline(bundle, frames)[:4]
+    for got, want in zip(results, expected, strict=True):
+        g, w = _scores(got["body"]), _scores(want)
+        assert [c for c, _ in g] == [c for c, _ in w]  # the same classes in the same order
+        assert all(abs(a - b) <= 1e-4 for (_, a), (_, b) in zip(g, w, strict=True))
+    assert set(out["stages"]) == STAGES and out["stages"]["pack"]["n"] == 4
+    assert out["counters"]["sent"] == 4 and out["counters"]["dropped"] == 0 and out["counters"]["reconnects"] == 0
+
+
+def test_asan_ubsan_host_build_runs_the_pipeline_clean(base: Path, bundle: Path, tmp_path: Path) -> None:
+    fw = load_firmware(shared_firmware(base, bundle, "host", sanitize=True))
+    assert fw.sanitized and "libasan.so.8" in fw.libraries
+    frames = write_frames(tmp_path / "frames", 3, seed=2)
+    # the PGM/PPM readers too: a 16x12 RGB frame, resized to the model's 8x8 input
+    (frames / "z_colour.ppm").write_bytes(b"P6\n# camera\n16 12\n255\n" + bytes(range(256)) * 2 + bytes(64))
+    (frames / "z_grey.pgm").write_bytes(b"P5 4 4 255\n" + bytes(range(0, 256, 16)))
+    suppressions = tmp_path / "lsan.supp"
+    suppressions.write_text("leak:libtensorflow-lite\n")  # a 1-byte static allocation inside TFLite itself
+    env = {
+        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
+        "LSAN_OPTIONS": f"suppressions={suppressions}",
+        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=87",
+    }
+    with Receiver(bundle) as receiver:
+        run = run_app(fw, app_args(fw, frames, receiver.port), env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Sanitizer" not in run.stderr and "runtime error" not in run.stderr
+    assert [r.frame for r in run.results] == [
+        "frame000.f32",
+        "frame001.f32",
+        "frame002.f32",
+        "z_colour.ppm",
+        "z_grey.pgm",
+    ]
+
+
+def test_receiver_down_at_start_is_retried_until_it_is_up(base: Path, bundle: Path, tmp_path: Path) -> None:
+    fw = load_firmware(shared_firmware(base, bundle, "cortex-a7"))
+    frames = write_frames(tmp_path / "frames", 2)
+    port = free_port()
+    app = subprocess.Popen(
+        app_command(fw, app_args(fw, frames, port)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert app.stderr is not None
+        retries = []
+        while len(retries) < 2:  # it is really retrying before the receiver exists
+            line = app.stderr.readline()
+            assert line, "the app exited instead of retrying"
+            if "unreachable" in line:
+                retries.append(line)
+        assert "retrying in" in retries[0]
+        with Receiver(bundle, port=port):
+            stdout, stderr = app.communicate(timeout=300)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+    run = parse_app_output(app.returncode, stdout, stderr)
+    assert app.returncode == 0, stderr
+    assert [r.seq for r in run.results] == [0, 1] and all(r.status == 0 for r in run.results)
+    assert run.counters["connect_failures"] >= 2 and run.counters["results"] == 2
+
+
+def test_wrong_plan_hash_is_reported_by_the_app(base: Path, bundle: Path, tmp_path: Path) -> None:
+    fw = load_firmware(shared_firmware(base, bundle, "cortex-a7"))
+    other = shared_bundle(base, "other-plan", seed=4)  # another plan: the receiver must refuse the camera
+    frames = write_frames(tmp_path / "frames", 1)
+    start = time.monotonic()
+    with Receiver(other) as receiver:
+        run = run_app(fw, app_args(fw, frames, receiver.port))
+    assert run.returncode == 3, run.stderr
+    assert run.error.startswith("receiver refused (code 2): plan hash mismatch")
+    assert run.results == [] and time.monotonic() - start < 300  # refused, not retried forever
