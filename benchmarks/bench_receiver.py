@@ -9,6 +9,8 @@ cameras are asyncio clients sending pre-encoded frames back to back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -58,28 +60,49 @@ def receiver_throughput(client_counts: tuple[int, ...] = (1, 4, 16, 64), seconds
     logging.getLogger("splitsdk.cloud").setLevel(logging.WARNING)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = load_bundle(build_bundle(Path(tmp) / "bundle", bits=4, input_shape=BENCH_INPUT, channels=32))
+        with contextlib.redirect_stdout(io.StringIO()):  # the TFLite converter prints its artifacts
+            bundle_dir = build_bundle(Path(tmp) / "bundle", bits=4, input_shape=BENCH_INPUT, channels=32)
+        bundle = load_bundle(bundle_dir)
         real = load_cloud_runner(bundle)
-        for label, runner in (("excluded", null_runner()), ("included", real)):
+        cases = [("excluded", "full", null_runner()), ("included", "full", real), ("included", "normal", real)]
+        for label, sync, runner in cases:
             for clients in client_counts:
-                db = Path(tmp) / f"{label}-{clients}.sqlite"
-                cfg = ReceiverConfig(port=0, db=db, insecure_plain_tcp=True, max_batch=32, max_wait_ms=2.0)
+                db = Path(tmp) / f"{label}-{sync}-{clients}.sqlite"
+                cfg = ReceiverConfig(
+                    port=0, db=db, db_synchronous=sync, insecure_plain_tcp=True, max_batch=32, max_wait_ms=2.0
+                )
                 srv = ReceiverThread(bundle, cfg, runner)
                 try:
                     n = asyncio.run(_load(srv.port, bundle, clients, seconds))
                     batches = srv.receiver.metrics.batches.value()
+                    hist = srv.receiver.metrics.latency
                 finally:
                     srv.stop()
+                stage_ms = {st: 1e3 * hist.total(st) / max(hist.count(st), 1) for st in ("queue", "model", "store")}
                 rows.append(
-                    {"model": label, "clients": clients, "frames_s": n / seconds, "mean_batch": n / max(batches, 1)}
+                    {
+                        "cloud": label,
+                        "sync": sync,
+                        "clients": clients,
+                        "frames_s": n / seconds,
+                        "mean_batch": n / max(batches, 1),
+                    }
+                    | stage_ms
                 )
     return rows
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    out = ["| cloud model | clients | frames/s | mean batch |", "|---|---:|---:|---:|"]
+    out = [
+        "| cloud model | SQLite synchronous | clients | frames/s | mean batch | queue ms/frame | model ms/batch "
+        "| SQLite commit ms/batch |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        out.append(f"| {r['model']} | {r['clients']} | {r['frames_s']:.0f} | {r['mean_batch']:.1f} |")
+        out.append(
+            f"| {r['cloud']} | {r['sync']} | {r['clients']} | {r['frames_s']:.0f} | {r['mean_batch']:.1f} "
+            f"| {r['queue']:.2f} | {r['model']:.2f} | {r['store']:.2f} |"
+        )
     return "\n".join(out)
 
 

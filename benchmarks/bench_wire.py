@@ -197,7 +197,7 @@ def main() -> None:
 
     counts = (1, 16) if args.quick else (1, 4, 16, 64)
     print(
-        "### Receiver throughput (plain TCP loopback, SQLite WAL synchronous=FULL, max batch 32, max wait 2 ms;"
+        "### Receiver throughput (plain TCP loopback, SQLite WAL, max batch 32, max wait 2 ms;"
         " crossing tensor 36x64x32 at 4 bits)\n"
     )
     print(markdown(receiver_throughput(counts, seconds=1.0 if args.quick else 2.0)), end="\n\n")

@@ -4,6 +4,7 @@ receiver.toml (every key optional):
 
     listen = "0.0.0.0:7700"
     db = "results.sqlite"
+    db_synchronous = "full"   # or "normal": survives a receiver crash, not a power loss; faster commits
     metrics = "127.0.0.1:9100"
     insecure_plain_tcp = false
     [tls]
@@ -42,6 +43,7 @@ class ReceiverConfig:
     host: str = "127.0.0.1"
     port: int = 7700
     db: Path = Path("results.sqlite")
+    db_synchronous: str = "full"
     metrics_host: str | None = None
     metrics_port: int = 0
     tls_cert: Path | None = None
@@ -82,6 +84,8 @@ class ReceiverConfig:
         for p in tls_parts:
             if p is not None and not Path(p).is_file():
                 raise ReceiverError(f"{p}: no such certificate/key file")
+        if self.db_synchronous not in ("full", "normal"):
+            raise ReceiverError(f"db_synchronous must be 'full' or 'normal', got {self.db_synchronous!r}")
         if self.max_batch < 1 or self.max_wait_ms < 0 or self.max_connections < 1:
             raise ReceiverError("max_batch and max_connections must be >= 1, max_wait_ms >= 0")
         if min(self.read_timeout_s, self.idle_timeout_s, self.handshake_timeout_s, self.min_rate_bytes_s) <= 0:
@@ -123,8 +127,10 @@ def load_config(path: str | Path | None, **overrides: Any) -> ReceiverConfig:
                     if k not in known:
                         raise ReceiverError(f"{path}: unknown key '{key}.{k}'")
                     values[k] = v
-            elif key in ("db",):
+            elif key == "db":
                 values["db"] = Path(value)
+            elif key == "db_synchronous":
+                values[key] = str(value)
             elif key == "insecure_plain_tcp":
                 values[key] = bool(value)
             else:

@@ -96,6 +96,11 @@ class Histogram(Metric):
         with self._lock:
             return sum(self._series[stage][0]) if stage in self._series else 0
 
+    def total(self, stage: str) -> float:
+        """Sum of the observed seconds of `stage`."""
+        with self._lock:
+            return self._series[stage][1][0] if stage in self._series else 0.0
+
     def samples(self) -> list[str]:
         lines = []
         with self._lock:

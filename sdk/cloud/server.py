@@ -90,7 +90,7 @@ class Receiver:
         self.log = setup_logging()
         self._runner = runner
         self._post = resolve(bundle.postprocess)
-        self._store = ResultStore(config.db)
+        self._store = ResultStore(config.db, config.db_synchronous)
         self._conns: dict[asyncio.Task[Any], bool] = {}  # task -> busy (mid-frame)
         self.draining = False
         self.metrics = Metrics(lambda: self.batcher.depth, lambda: len(self._conns))

@@ -39,13 +39,16 @@ class StoredResult:
 class ResultStore:
     """SQLite results table; `put_many` commits one transaction per batch."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, synchronous: str = "full") -> None:
         self.path = Path(path)
+        if synchronous not in ("full", "normal"):
+            raise ReceiverError(f"db synchronous must be 'full' or 'normal', got {synchronous!r}")
         try:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed result survives power loss, not only a process crash.
-            self._db.execute("PRAGMA synchronous=FULL")
+            # FULL (default): a committed result survives power loss; NORMAL: it survives a crash of
+            # the receiver process (kill -9) but the last commits may be lost if the machine loses power.
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
