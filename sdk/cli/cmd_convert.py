@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         "crossing": [{k: c[k] for k in ("tensor", "shape", "bits", "scale", "zero_point")} for c in report.crossing],
         "verification": None if v is None else {
             "samples": v.samples, "output_mse": v.output_mse, "output_max_abs": v.output_max_abs,
+            "output_relative_mse": v.output_rel_mse,
             "predicted_error": v.predicted_error, "simulated_mse": v.simulated_mse, "argmax_agreement": v.agreement,
             "accuracy_drop_points": v.accuracy_drop,
         },
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  emulated on the int8 grid: {', '.join(report.emulated_layers)}")
     if v is not None:
         print(f"  host check on {v.samples} samples: output MSE {v.output_mse:.3g} "
+              f"(relative {v.output_rel_mse:.2%}) "
               f"(max |diff| {v.output_max_abs:.3g}); the plan simulated in float: {v.simulated_mse:.3g}; "
               f"error proxy {v.predicted_error:.3g}; argmax agreement {v.agreement:.1%}")
         if v.accuracy_drop is not None:

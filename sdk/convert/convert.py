@@ -8,23 +8,37 @@ temporary folder beside the destination and renamed into place: never half-writt
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from splitsdk.convert.keras_io import save_keras_deterministic
+from splitsdk.convert.onnx_split import convert_onnx_halves, fake_quantize_onnx
 from splitsdk.convert.split import cloud_model, edge_model, fake_quantize_weights
-from splitsdk.convert.tflite import ConvertError, io_details, match_outputs, to_float_tflite, to_int8_tflite
+from splitsdk.convert.tflite import (
+    ConvertError,
+    io_details,
+    keras_outputs,
+    match_outputs,
+    to_float_tflite,
+    to_int8_tflite,
+)
 from splitsdk.convert.verify import Verification, simulate, verify_bundle
 from splitsdk.errors import PlanError
 from splitsdk.graph import LayerGraph, load_graph, model_sha256
-from splitsdk.plan.schema import Plan, load_plan
+from splitsdk.plan.schema import Plan, Solution, load_plan
 from splitsdk.profile import load_target
 from splitsdk.quant import load_dataset
+from splitsdk.quant.sensitivity import activation_runner
 from splitsdk.wire.bundle import wire_quant_params
 from splitsdk.wire.packing import build_lut
 
@@ -85,6 +99,70 @@ def _check_precisions(plan: Plan, src: str) -> list[str]:
     return emulated
 
 
+@dataclass
+class Halves:
+    """The two converted halves of one cut, whatever the source format."""
+
+    edge: bytes  # int8 TFLite
+    edge_reference: Callable[[np.ndarray], list[np.ndarray]]  # float edge outputs, wire order, NHWC
+    write_cloud: Callable[[Path], None]
+    cloud_name: str
+    emulated: list[str]
+    simulate: Callable[[np.ndarray, list[int], np.ndarray], list[np.ndarray]] | None = None
+
+
+def _keras_halves(graph: LayerGraph, sol: Solution, crossing: list[str], calib: np.ndarray) -> Halves:
+    edge = edge_model(graph, list(sol.edge_layers), crossing)
+    emulated = fake_quantize_weights(edge, dict(sol.weight_bits), graph)
+    cloud = cloud_model(graph, crossing, list(sol.edge_layers))
+
+    def write_cloud(folder: Path) -> None:
+        save_keras_deterministic(cloud, folder / "cloud.keras")
+        cloud_tfl = to_float_tflite(cloud)
+        if cloud_tfl is not None:
+            (folder / "cloud.tflite").write_bytes(cloud_tfl)
+
+    return Halves(
+        edge=to_int8_tflite(edge, [calib]),
+        edge_reference=lambda x: keras_outputs(edge, [x]),
+        write_cloud=write_cloud,
+        cloud_name="cloud.keras",
+        emulated=emulated,
+        simulate=lambda c, bits, x: simulate(edge, cloud, c, bits, x),
+    )
+
+
+def _onnx_halves(model: Path, graph: LayerGraph, sol: Solution, crossing: list[str], calib: np.ndarray) -> Halves:
+    source = fake_quantize_onnx(model, graph, dict(sol.weight_bits))
+    emulated = sorted(n for n, b in sol.weight_bits.items() if b < EDGE_CONTAINER_BITS)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "model.onnx"
+        src.write_bytes(source.SerializeToString())
+        edge, cloud = convert_onnx_halves(
+            src, list(graph.inputs), crossing, list(graph.outputs), calib,
+            edge_only=sol.kind == "EDGE_ONLY", cloud_only=sol.kind == "CLOUD_ONLY",
+        )
+        onnx_graph = copy.copy(graph)
+        onnx_graph.source = source  # the ONNX model with the emulated low-bit weights
+        runner = activation_runner(onnx_graph, crossing)
+
+    def reference(x: np.ndarray) -> list[np.ndarray]:
+        return [np.moveaxis(o, 1, -1) if o.ndim == 4 else o for o in runner(x)]
+
+    def write_cloud(folder: Path) -> None:
+        if sol.kind == "EDGE_ONLY":  # the results cross: the cloud passes them through
+            import keras
+
+            ins = [keras.Input(shape=graph.tensors[t].shape) for t in crossing]
+            identity = keras.Model(ins, [keras.layers.Identity()(i) for i in ins])
+            (folder / "cloud.tflite").write_bytes(to_float_tflite(identity) or b"")
+        else:
+            (folder / "cloud.tflite").write_bytes(cloud)
+
+    return Halves(edge=edge, edge_reference=reference, write_cloud=write_cloud, cloud_name="cloud.tflite",
+                  emulated=emulated)
+
+
 def convert_plan(
     plan_path: str | Path,
     model: str | Path,
@@ -108,17 +186,18 @@ def convert_plan(
     data = load_dataset(calib, graph.tensors[graph.inputs[0]].shape, samples=samples)
 
     sol = plan.solution
-    edge_layers = list(sol.edge_layers)
     crossing = [c.tensor for c in sol.crossing] if sol.kind != "EDGE_ONLY" else list(graph.outputs)
     bits = {c.tensor: c.bits for c in sol.crossing}
 
-    edge = edge_model(graph, edge_layers, crossing)
-    emulated = fake_quantize_weights(edge, dict(sol.weight_bits), graph)
-    edge_bytes = to_int8_tflite(edge, [data.x])
-    order = match_outputs(edge, edge_bytes, [data.x[:4]])  # wire position -> TFLite output index
+    if graph.source_format == "onnx":
+        halves = _onnx_halves(model, graph, sol, crossing, data.x)
+    else:
+        halves = _keras_halves(graph, sol, crossing, data.x)
+    edge_bytes = halves.edge
+    order = match_outputs(halves.edge_reference(data.x[:4]), edge_bytes, [data.x[:4]])  # wire pos -> output
     _, tfl_outs = io_details(edge_bytes)
     outs = [tfl_outs[i] for i in order]
-    cloud = cloud_model(graph, crossing, edge_layers)
+    emulated = halves.emulated
 
     manifest_crossing = []
     for t, o in zip(crossing, outs, strict=True):
@@ -137,7 +216,7 @@ def convert_plan(
         "input": {"shape": list(graph.tensors[graph.inputs[0]].shape), "dtype": "uint8",
                   "scale": input_scale, "offset": input_offset},
         "edge_model": "edge.tflite",
-        "cloud_model": "cloud.keras",
+        "cloud_model": halves.cloud_name,
         "crossing": manifest_crossing,
         "postprocess": postprocess or {"kind": "topk", "k": 5},
         "precision": {
@@ -153,10 +232,8 @@ def convert_plan(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "edge.tflite").write_bytes(edge_bytes)
-        save_keras_deterministic(cloud, tmp / "cloud.keras")
-        cloud_tfl = to_float_tflite(cloud)
-        if cloud_tfl is not None:
-            (tmp / "cloud.tflite").write_bytes(cloud_tfl)
+        halves.write_cloud(tmp)
+        if (tmp / "cloud.tflite").exists():
             manifest["cloud_tflite"] = "cloud.tflite"
         shutil.copyfile(plan_path, tmp / "plan.json")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -167,10 +244,8 @@ def convert_plan(
         )
         if verify:
             wire_bits = [c["bits"] for c in manifest_crossing]
-            report.verification = verify_bundle(
-                tmp, graph, data, predicted_error=sol.predicted.error,
-                simulated=lambda x: simulate(edge, cloud, data.x, wire_bits, x),
-            )
+            sim = None if halves.simulate is None else partial(halves.simulate, data.x, wire_bits)
+            report.verification = verify_bundle(tmp, graph, data, predicted_error=sol.predicted.error, simulated=sim)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -101,15 +101,18 @@ def run_tflite(content: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [np.stack(r) for r in results]
 
 
-def match_outputs(edge_keras: Any, content: bytes, probe: list[np.ndarray]) -> list[int]:
-    """For each Keras output (wire order), the TFLite output index that holds it.
+def keras_outputs(model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    out = model(list(inputs), training=False)
+    return [np.asarray(w) for w in (out if isinstance(out, list | tuple) else [out])]
 
-    The converter may reorder outputs; match by shape and, among equal shapes, by the values on a
+
+def match_outputs(want: list[np.ndarray], content: bytes, probe: list[np.ndarray]) -> list[int]:
+    """For each wanted output (wire order; float values on `probe`), the TFLite output index holding it.
+
+    The converter may reorder outputs; match by shape and, among equal shapes, by the values on the
     probe batch (dequantised int8 against float), so the order is checked, not assumed.
     """
     _, outs = io_details(content)
-    want = edge_keras(list(probe), training=False)
-    want = [np.asarray(w) for w in (want if isinstance(want, list | tuple) else [want])]
     got = run_tflite(content, probe)
     order: list[int] = []
     for k, w in enumerate(want):

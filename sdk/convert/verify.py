@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from splitsdk.convert.tflite import run_tflite
-from splitsdk.graph import LayerGraph, build_keras
+from splitsdk.graph import LayerGraph
 from splitsdk.quant import Dataset
 
 
@@ -18,6 +18,7 @@ class Verification:
     samples: int
     output_mse: float  # mean over outputs of the MSE against the full float model
     output_max_abs: float
+    output_rel_mse: float  # output MSE over the mean square of the float outputs
     predicted_error: float  # the plan's error proxy (summed per-layer MSE)
     simulated_mse: float  # the plan simulated in float: b-bit weights, transmitted tensors at their bits
     agreement: float  # fraction of samples whose argmax (first output) agrees with the float model
@@ -48,9 +49,21 @@ def split_pipeline(bundle_dir: Path, x: np.ndarray) -> list[np.ndarray]:
             wire = pack(requantize_lut(sample.astype(np.int8), c.lut), c.bits)
             rows.append(unpack_dequantize(wire, c.shape, c.bits, c.scale, c.zero_point))
         cloud_in.append(np.stack(rows))
+    if bundle.cloud_model.suffix == ".tflite":  # ONNX-sourced bundles ship the cloud half as float TFLite
+        return run_tflite(bundle.cloud_model.read_bytes(), cloud_in)
     cloud = keras.models.load_model(bundle.cloud_model, compile=False)
     out = cloud.predict(cloud_in if len(cloud_in) > 1 else cloud_in[0], verbose=0)
     return [np.asarray(o) for o in (out if isinstance(out, list | tuple) else [out])]
+
+
+def full_model_outputs(graph: LayerGraph, x: np.ndarray) -> list[np.ndarray]:
+    """The unsplit float model's outputs (Keras or onnxruntime), 4-D outputs in NHWC."""
+    from splitsdk.quant.sensitivity import activation_runner
+
+    outs = activation_runner(graph, list(graph.outputs))(x)
+    if graph.source_format == "onnx":
+        outs = [np.moveaxis(o, 1, -1) if o.ndim == 4 else o for o in outs]
+    return outs
 
 
 def simulate(edge: Any, cloud: Any, calib: np.ndarray, bits: list[int], x: np.ndarray) -> list[np.ndarray]:
@@ -74,13 +87,12 @@ def _mse(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 def verify_bundle(
     bundle_dir: Path, graph: LayerGraph, data: Dataset, predicted_error: float, simulated: Any, limit: int = 32
 ) -> Verification:
-    """`simulated(x) -> outputs` is the plan's float simulation (see `simulate`)."""
+    """`simulated(x) -> outputs` is the plan's float simulation (see `simulate`), or None."""
     x = data.x[:limit]
-    full: Any = build_keras(graph).predict(x, verbose=0)
-    full = [np.asarray(o) for o in (full if isinstance(full, list | tuple) else [full])]
+    full = full_model_outputs(graph, x)
     split = split_pipeline(bundle_dir, x)
     mse = _mse(full, split)
-    sim_mse = _mse(full, simulated(x))
+    sim_mse = _mse(full, simulated(x)) if simulated is not None else float("nan")
     max_abs = float(max(np.max(np.abs(a - b)) for a, b in zip(full, split, strict=True)))
     f0, s0 = full[0].reshape(len(x), -1), split[0].reshape(len(x), -1)
     agreement = float(np.mean(np.argmax(f0, 1) == np.argmax(s0, 1)))
@@ -89,4 +101,5 @@ def verify_bundle(
         y = np.asarray(data.y[:limit]).reshape(len(x), -1)[:, 0] if np.ndim(data.y) > 1 else data.y[:limit]
         acc_f = float(np.mean(np.argmax(f0, 1) == y))
         acc_s = float(np.mean(np.argmax(s0, 1) == y))
-    return Verification(len(x), mse, max_abs, predicted_error, sim_mse, agreement, acc_f, acc_s)
+    power = float(np.mean([np.mean(a**2) for a in full])) or 1.0
+    return Verification(len(x), mse, max_abs, mse / power, predicted_error, sim_mse, agreement, acc_f, acc_s)

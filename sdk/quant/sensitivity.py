@@ -97,7 +97,7 @@ def weight_mse(graph: LayerGraph, layer: Layer, bits: Sequence[int]) -> dict[int
     }
 
 
-def _activation_runner(graph: LayerGraph, tensors: list[str]) -> Callable[[np.ndarray], list[np.ndarray]]:
+def activation_runner(graph: LayerGraph, tensors: list[str]) -> Callable[[np.ndarray], list[np.ndarray]]:
     """A function batch -> the values of `tensors`, for Keras- or ONNX-sourced graphs."""
     if graph.source_format == "onnx":
         import onnx
@@ -168,7 +168,7 @@ def measure_sensitivity(
             result.weights[lay.name] = weight_mse(graph, lay, bits)
 
     tensors = [t for lay in layers for t in lay.outputs]
-    run = _activation_runner(graph, tensors)
+    run = activation_runner(graph, tensors)
     n = len(data.x)
     lo = {t: np.inf for t in tensors}
     hi = {t: -np.inf for t in tensors}
