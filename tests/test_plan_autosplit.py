@@ -230,3 +230,18 @@ def test_milp_with_tiny_or_huge_error_scale_matches_exhaustive(scale: float) -> 
     assert exact.milp(p).evaluation.total_ms == pytest.approx(best.evaluation.total_ms)
     chosen = select(p, candidate_list(p)).chosen
     assert best.evaluation.total_ms <= chosen.evaluation.total_ms + 1e-9
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_milp_finds_solutions_exactly_at_the_error_threshold(seed: int) -> None:
+    """With the default threshold (the whole model at 8 bits) EDGE-ONLY U8 sits exactly on the limit;
+    the MILP must keep it (tightening the error row against HiGHS's tolerance once cut such points
+    off on YOLOv3, giving a negative gap)."""
+    graph, prof, sens = random_problem_parts(seed, 6, BITS)
+    p = PlanProblem(graph, prof, sens, Link(0.05, 10.0), BITS, 10**7)
+    n = len(p.order)
+    p.max_error = p.evaluate(p.uniform(n, 8)).error
+    best = exact.exhaustive(p)
+    assert exact.milp(p).evaluation.total_ms == pytest.approx(best.evaluation.total_ms)
+    chosen = select(p, candidate_list(p)).chosen
+    assert best.evaluation.total_ms <= chosen.evaluation.total_ms + 1e-9

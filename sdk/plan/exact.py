@@ -126,7 +126,7 @@ def _score(
     total_ms = lat + tx_ms
     ok = (mem + peak) <= problem.memory_bytes
     if problem.max_error is not None:
-        ok &= err <= problem.max_error * (1 + 1e-12) + 1e-15
+        ok &= err <= problem.error_limit
     if not ok.any():
         return None
     i = int(np.argmin(np.where(ok, total_ms, np.inf)))
@@ -158,9 +158,10 @@ def milp(problem: PlanProblem, time_limit_s: float = 60.0) -> ExactResult:
 
 
 def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment | None:
-    """Split k's optimum. Memory and error rows are scaled to O(1) and solved with tight tolerances;
-    if rounding the binaries still breaks a limit by a hair, the limits are tightened and it is
-    solved again (a margin of at most 1e-5 of the limit, reported as infeasible beyond that)."""
+    """Split k's optimum. Memory and error rows are scaled to O(1) and solved with tolerances of
+    1e-9 (the error limit has a relative tolerance of 1e-7, `PlanProblem.error_limit`); if
+    rounding the binaries still breaks the integer memory limit by a few bytes, that limit is
+    tightened and it is solved again (a margin of at most 1e-5 of M, infeasible beyond that)."""
     for margin in (0.0, 1e-9, 1e-7, 1e-5):
         a = _milp_solve(problem, k, time_limit_s, margin)
         if a is None or problem.feasible(problem.evaluate(a)):
@@ -231,7 +232,7 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
         err: dict[int, float] = {}
         for (name, w, a), j in col.items():
             err[j] = ((problem.weight_mse(name, w) if w > 0 else 0.0) + problem.activation_mse(name, a)) * err_scale
-        rows.append((err, -inf, (1.0 - margin) if problem.max_error > 0 else 0.0))
+        rows.append((err, -inf, 1.0 if problem.max_error > 0 else 0.0))
 
     h = highspy.Highs()
     h.silent()

@@ -19,6 +19,7 @@ from splitsdk.graph.model import LayerGraph, SplitCandidate
 from splitsdk.profile.types import FLOAT_BITS, LatencyProfile, Link
 from splitsdk.quant.types import Sensitivity
 
+ERROR_RTOL = 1e-7  # relative tolerance of the error-proxy threshold (see PlanProblem.error_limit)
 INPUT_BITS = 8  # a camera frame is 8-bit; model inputs are stored and sent at 8 bits
 
 
@@ -253,4 +254,11 @@ class PlanProblem:
         """Within the memory limit and the error-proxy threshold."""
         if ev.memory_bytes > self.memory_bytes:
             return False
-        return self.max_error is None or ev.error <= self.max_error * (1 + 1e-12) + 1e-15
+        return self.max_error is None or ev.error <= self.error_limit
+
+    @property
+    def error_limit(self) -> float:
+        """max_error with a relative tolerance of ERROR_RTOL: the proxy is a float sum, and the
+        MILP's feasibility tolerance is of that order; every solver compares against this."""
+        assert self.max_error is not None
+        return self.max_error * (1 + ERROR_RTOL) + 1e-300
