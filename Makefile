@@ -7,7 +7,7 @@ SETUP_HASH := $(shell cat requirements.txt requirements-nodeps.txt pyproject.tom
 STAMP := $(VENV)/.setup-$(SETUP_HASH)
 DEMO_DIR ?= out/demo
 
-.PHONY: setup test demo bench lint clean
+.PHONY: setup test demo bench lint clean firmware-examples
 
 setup: $(STAMP)
 
@@ -37,3 +37,7 @@ bench: setup
 
 clean:
 	rm -rf out build dist *.egg-info
+
+# Regenerate the checked-in example projects (golden files; tests/test_codegen_examples.py checks drift).
+firmware-examples: setup
+	$(PY) host_tools/regen_firmware_examples.py

@@ -195,7 +195,7 @@ def build_firmware(
     target = load_target(project.target)
     if target.toolchain is None or target.toolchain.sysroot is None:
         raise ToolchainError(f"target '{target.name}' has no toolchain")
-    bdir = Path(build_dir) if build_dir is not None else project.root / f"build-{target.name}"
+    bdir = Path(build_dir) if build_dir is not None else project.root / "build" / target.name
     binary = compile_project(project, bdir, sanitize=sanitize, tflite_root=tflite_root, jobs=jobs)
     sysroot = ensure_sysroot(target)
     libdir = sysroot / target.toolchain.sysroot.lib_dir

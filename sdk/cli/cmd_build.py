@@ -13,7 +13,7 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="firmware directory to write (replaced)")
     p.add_argument("--tflite-root", type=Path, help="link this TFLite build instead of the sysroot's")
     p.add_argument("--sanitize", action="store_true", help="build with ASan+UBSan (tests; symbols kept)")
-    p.add_argument("--build-dir", type=Path, help="CMake build directory (default PROJECT/build-TARGET)")
+    p.add_argument("--build-dir", type=Path, help="CMake build directory (default PROJECT/build/TARGET)")
     p.add_argument("-j", "--jobs", type=int, default=2, help="parallel compile jobs (default 2)")
     p.set_defaults(func=run, needs_tensorflow=False)
 
