@@ -445,3 +445,15 @@ def test_batcher_reports_failures_to_every_waiter() -> None:
         await batcher.close()
 
     asyncio.run(main())
+
+
+def test_batcher_does_not_wait_for_cameras_that_are_not_sending() -> None:
+    """With one job in the pipeline the batch closes at once: the 60 s max_wait would trip wait_for."""
+
+    async def main() -> None:
+        batcher: DynamicBatcher[int, int] = DynamicBatcher(lambda jobs: jobs, 8, max_wait_s=60.0, in_pipeline=lambda: 1)
+        batcher.start()
+        assert await asyncio.wait_for(batcher.submit(5), 30) == 5
+        await batcher.close()
+
+    asyncio.run(main())

@@ -1,9 +1,11 @@
 """Dynamic batching across cameras: jobs queue up, one worker runs them in batches.
 
-A batch closes when it holds `max_batch` jobs or when `max_wait_s` has passed since its first job
-arrived, whichever is first; an idle receiver therefore adds at most `max_wait_s` of latency, and
-a busy one fills batches. The batch function runs in a dedicated one-thread executor (TensorFlow and
-SQLite both want a single owner thread); the event loop stays free to read frames meanwhile.
+A batch closes when it holds `max_batch` jobs, when `max_wait_s` has passed since its first job
+arrived, or when it already holds every job that could still come (`in_pipeline()`: the number of
+cameras with a frame being read or waiting for its result), whichever is first. A lone camera is
+therefore not made to wait for companions that do not exist, and a busy receiver fills batches.
+The batch function runs in a dedicated one-thread executor (TensorFlow and SQLite both want a single
+owner thread); the event loop stays free to read frames meanwhile.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ class DynamicBatcher(Generic[J, R]):
         max_batch: int,
         max_wait_s: float,
         on_batch: Callable[[int, list[float]], None] | None = None,
+        in_pipeline: Callable[[], int] | None = None,
     ) -> None:
         self._process = process
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max(0.0, max_wait_s)
         self._on_batch = on_batch
+        self._in_pipeline = in_pipeline
         self._queue: asyncio.Queue[_Pending[J, R]] = asyncio.Queue()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="splitsdk-batch")
         self._worker: asyncio.Task[None] | None = None
@@ -71,6 +75,8 @@ class DynamicBatcher(Generic[J, R]):
                 continue
             except asyncio.QueueEmpty:
                 pass
+            if self._in_pipeline is not None and len(batch) >= self._in_pipeline():
+                break  # nobody else has a frame on the way
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break

@@ -95,7 +95,11 @@ class Receiver:
         self.draining = False
         self.metrics = Metrics(lambda: self.batcher.depth, lambda: len(self._conns))
         self.batcher: DynamicBatcher[Job, StoredResult] = DynamicBatcher(
-            self._process_batch, config.max_batch, config.max_wait_ms / 1000.0, self._on_batch
+            self._process_batch,
+            config.max_batch,
+            config.max_wait_ms / 1000.0,
+            self._on_batch,
+            in_pipeline=lambda: sum(self._conns.values()),
         )
         self._server: asyncio.base_events.Server | None = None
         self._http: asyncio.base_events.Server | None = None
