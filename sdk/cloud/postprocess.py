@@ -39,6 +39,7 @@ def raw(outputs: list[np.ndarray], params: dict[str, Any]) -> bytes:
 
 
 BUILTIN: dict[str, Hook] = {"topk": topk, "argmax": argmax, "raw": raw}
+BUILTIN["lpr_ctc"] = lambda o, p: importlib.import_module("splitsdk.examples.lpr.decode").postprocess(o, p)
 
 
 def resolve(spec: dict[str, Any]) -> Callable[[list[np.ndarray]], bytes]:
