@@ -9,8 +9,8 @@ from __future__ import annotations
 import warnings
 
 from splitsdk import native as _native_sources
-from splitsdk._native import ffi as _ffi
-from splitsdk._native import lib as _lib
+from splitsdk.wire._ext import ffi as _ffi
+from splitsdk.wire._ext import lib as _lib
 from splitsdk.wire.frame import (
     PREFIX_LEN,
     PROTOCOL_VERSION,

@@ -11,8 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from splitsdk._native import ffi, lib
 from splitsdk.errors import WireError
+from splitsdk.wire._ext import ffi, lib
 
 PROTOCOL_VERSION = int(lib.SP_VERSION)
 PREFIX_LEN = int(lib.SP_PREFIX_LEN)

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from splitsdk._native import ffi, lib
 from splitsdk.errors import WireError
+from splitsdk.wire._ext import ffi, lib
 
 __all__ = [
     "build_lut",
