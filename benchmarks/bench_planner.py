@@ -279,10 +279,12 @@ def bench_model(name: str, edge: str, cloud: str, samples: int) -> list[dict[str
                 "auto": s.predicted.total_ms / cloud_ms,
                 **{k: b[k].predicted.total_ms / cloud_ms for k in ("neurosurgeon", "qdmp", "u8", "qdmp_e_u4")},
                 "u8_fits": b["u8"].fits,
+                "u4_ok": b["qdmp_e_u4"].predicted.error <= p.error_limit,
                 "edge_mb": s.predicted.edge_weight_bytes / 1e6,
                 "qdmp_e_mb": b["qdmp_e"].predicted.edge_weight_bytes / 1e6,
                 "qdmp_e_u4_mb": b["qdmp_e_u4"].predicted.edge_weight_bytes / 1e6,
                 "gap": (s.predicted.total_ms - opt.evaluation.total_ms) / opt.evaluation.total_ms,
+                "exact_split": opt.assignment.split_index,
                 "plan_s": plan_s,
                 "exact_s": exact_s,
                 "sens_s": sens_s,
@@ -324,17 +326,23 @@ def markdown(rows: list[dict[str, Any]], gaps: list[float], edge: str, cloud: st
         f"### Planner benchmark: {edge} -> {cloud} (analytic profiles, random weights and inputs)",
         "",
         "| model | Mbit/s | split/N | kind | AUTO-SPLIT | Neurosurgeon | QDMP | U8 | QDMP_E+U4 | edge MB | "
-        "QDMP_E MB | QDMP_E+U4 MB | gap | plan s |",
-        "|" + "---|" * 14,
+        "QDMP_E MB | QDMP_E+U4 MB | gap (optimal split) | plan s | MILP s |",
+        "|" + "---|" * 15,
     ]
     for r in rows:
         out.append(
             f"| {r['model']} | {r['mbps']:g} | {r['split']}/{r['layers']} | {r['kind']} | {r['auto']:.2f} | "
             f"{r['neurosurgeon']:.2f} | {r['qdmp']:.2f} | {r['u8']:.2f}{'' if r['u8_fits'] else '*'} | "
-            f"{r['qdmp_e_u4']:.2f} | {r['edge_mb']:.2f} | {r['qdmp_e_mb']:.2f} | {r['qdmp_e_u4_mb']:.2f} | "
-            f"{r['gap'] * 100:.1f}% | {r['plan_s']:.2f} |"
+            f"{r['qdmp_e_u4']:.2f}{'' if r['u4_ok'] else '†'} | {r['edge_mb']:.2f} | {r['qdmp_e_mb']:.2f} | "
+            f"{r['qdmp_e_u4_mb']:.2f} | "
+            f"{r['gap'] * 100:.1f}% ({r['exact_split']}) | {r['plan_s']:.2f} | {r['exact_s']:.1f} |"
         )
-    out += ["", "Latencies are normalised to CLOUD-ONLY (lower is better); * = does not fit the device.", ""]
+    out += [
+        "",
+        "Latencies are normalised to CLOUD-ONLY (lower is better); * = does not fit the device; "
+        "† = above the error-proxy threshold AUTO-SPLIT must meet (the whole model at 8 bits).",
+        "",
+    ]
     if rows:
         out.append(
             f"Average latency reduction of AUTO-SPLIT: vs CLOUD-ONLY "
