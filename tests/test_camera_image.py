@@ -98,7 +98,7 @@ def arm_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real armhf executable (the cross compiler's), standing in for splitsdk-edge."""
     out = tmp_path_factory.mktemp("arm") / "hello"
     src = out.with_suffix(".c")
-    src.write_text("#include <stdio.h>\nint main(void) { puts(\"usage: splitsdk-edge\"); return 0; }\n")
+    src.write_text('#include <stdio.h>\nint main(void) { puts("usage: splitsdk-edge"); return 0; }\n')
     subprocess.run(["arm-linux-gnueabihf-gcc", "-O1", "-o", str(out), str(src)], check=True)
     return out
 

@@ -162,7 +162,9 @@ def _data_disk(
         for f in sorted(p for p in Path(frames).iterdir() if p.is_file()):
             shutil.copyfile(f, tree / "spool/splitsdk-edge/frames" / f.name)
     _run(
-        ["mkfs.ext4", "-q", "-F", "-L", "camdata", "-E", "root_owner=0:0", "-d", str(tree), str(dest), f"{size_mb}M"],
+        # -m 0: no blocks reserved for root (the only user), so `df` tells flash the real free space
+        ["mkfs.ext4", "-q", "-F", "-m", "0", "-L", "camdata", "-E", "root_owner=0:0", "-d", str(tree), str(dest)]
+        + [f"{size_mb}M"],
         "mkfs.ext4 (data disk)",
     )
     return version
