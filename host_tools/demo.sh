@@ -13,10 +13,10 @@ echo "== 1. the example model (a YOLO-like camera backbone, deterministic random
 echo "== 2. inspect: split candidates on the Cortex-A7 camera profile"
 "$SPLITSDK" inspect "$out/model.keras" --target cortex-a7 --plot "$out/splits.png"
 
-if "$SPLITSDK" --help | grep -q " plan "; then
-    echo "== 3. plan: AUTO-SPLIT for a 3 Mbit/s camera"
-    "$SPLITSDK" plan "$out/model.keras" --target cortex-a7 --uplink 3mbit -o "$out/plan.json"
-    echo "== 4. report"
-    "$SPLITSDK" report "$out/plan.json" -o "$out/report"
-fi
+echo "== 3. plan: AUTO-SPLIT for a 3 Mbit/s camera"
+"$SPLITSDK" plan "$out/model.keras" --target cortex-a7 --uplink 3mbit -o "$out/plan.json"
+echo "== 4. report"
+"$SPLITSDK" report "$out/plan.json" -o "$out/report"
+echo "== 5. convert: int8 edge TFLite + cloud model, verified on the host"
+"$SPLITSDK" convert "$out/plan.json" --model "$out/model.keras" -o "$out/bundle"
 echo "demo outputs in $out"
