@@ -110,11 +110,26 @@ def run_app(
     return parse_app_output(proc.returncode, proc.stdout, proc.stderr)
 
 
-class Receiver:
-    """A real `splitsdk serve BUNDLE` on 127.0.0.1 (plain TCP, temporary database), as a context manager."""
+@dataclass(frozen=True)
+class ServerTls:
+    """The receiver's TLS files (`splitsdk certs` writes them): certificate, key, the cameras' CA."""
 
-    def __init__(self, bundle: str | Path, port: int | None = None, db: Path | None = None) -> None:
+    cert: Path
+    key: Path
+    client_ca: Path
+
+
+class Receiver:
+    """A real `splitsdk serve BUNDLE` on 127.0.0.1 (temporary database), as a context manager.
+
+    Plain TCP unless `tls` is given.
+    """
+
+    def __init__(
+        self, bundle: str | Path, port: int | None = None, db: Path | None = None, tls: ServerTls | None = None
+    ) -> None:
         self.bundle = Path(bundle)
+        self.tls = tls
         self.port = port or free_port()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.db = db
@@ -126,7 +141,12 @@ class Receiver:
             self._tmp = tempfile.TemporaryDirectory(prefix="splitsdk-emulate-")
             self.db = Path(self._tmp.name) / "results.sqlite"
         cmd = [sys.executable, "-m", "splitsdk", "serve", str(self.bundle), "--listen", f"127.0.0.1:{self.port}"]
-        cmd += ["--db", str(self.db), "--insecure-plain-tcp"]
+        cmd += ["--db", str(self.db)]
+        if self.tls is None:
+            cmd.append("--insecure-plain-tcp")
+        else:
+            cmd += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
+            cmd += ["--client-ca", str(self.tls.client_ca)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + timeout_s

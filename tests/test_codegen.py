@@ -106,6 +106,7 @@ def test_cmake_accepts_a_users_tflite_and_sanitizers(bundles: dict[str, Path]) -
     assert 'set(TFLITE_ROOT "" CACHE PATH' in cm and 'PATHS "${TFLITE_ROOT}/lib"' in cm
     assert "-fsanitize=address,undefined" in cm
     assert "_FILE_OFFSET_BITS=64" in cm  # readdir under qemu-arm / ext4 (bug found in emulation)
+    assert "find_package(OpenSSL)" in cm and "SPLITSDK_HAVE_TLS=1" in cm
 
 
 def test_deploy_files(bundles: dict[str, Path]) -> None:
@@ -117,6 +118,7 @@ def test_deploy_files(bundles: dict[str, Path]) -> None:
     assert "ExecStart=/usr/bin/splitsdk-edge --config /etc/splitsdk-edge.conf" in unit
     conf = _text(files, "deploy/splitsdk-edge.conf")
     assert "device_id = gate-3" in conf and "server = 127.0.0.1:7700" in conf
+    assert "# tls_cert = /etc/splitsdk-edge/gate-3.pem" in conf
     meta = json.loads(_text(files, "splitsdk-project.json"))
     assert meta["target"] == "cortex-a7" and meta["toolchain_file"] == "cmake/cortex-a7.toolchain.cmake"
 

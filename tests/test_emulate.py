@@ -14,7 +14,15 @@ import pytest
 from edge_app_helpers import host_pipeline, shared_bundle, shared_dir, shared_firmware, write_frames
 
 from splitsdk.codegen.build import load_firmware
-from splitsdk.codegen.emulate import Receiver, app_args, app_command, free_port, parse_app_output, run_app
+from splitsdk.codegen.emulate import (
+    Receiver,
+    ServerTls,
+    app_args,
+    app_command,
+    free_port,
+    parse_app_output,
+    run_app,
+)
 
 pytestmark = [pytest.mark.requires_toolchain, pytest.mark.requires_qemu, pytest.mark.slow]
 
@@ -136,3 +144,22 @@ def test_wrong_plan_hash_is_reported_by_the_app(base: Path, bundle: Path, tmp_pa
     assert run.returncode == 3, run.stderr
     assert run.error.startswith("receiver refused (code 2): plan hash mismatch")
     assert run.results == [] and time.monotonic() - start < 300  # refused, not retried forever
+
+
+def test_tls_with_client_certificates_under_qemu(base: Path, bundle: Path, tmp_path: Path) -> None:
+    from splitsdk.cloud.certs import make_certs
+
+    fw = load_firmware(shared_firmware(base, bundle, "cortex-a7"))
+    assert "libssl.so.3" in fw.libraries
+    certs = make_certs(tmp_path / "certs", ["camera-0"], ["127.0.0.1"])
+    cert, key = certs.cameras["camera-0"]
+    frames = write_frames(tmp_path / "frames", 2)
+    tls = ["--tls-ca", str(certs.ca_cert), "--tls-cert", str(cert), "--tls-key", str(key)]
+    server = ServerTls(certs.server_cert, certs.server_key, certs.ca_cert)
+    with Receiver(bundle, tls=server) as receiver:
+        ok = run_app(fw, app_args(fw, frames, receiver.port, extra=tls))
+        # the receiver binds the device id to the certificate's name: another id is refused
+        refused = run_app(fw, app_args(fw, frames, receiver.port, extra=[*tls, "--device-id", "camera-9"]))
+    assert ok.returncode == 0, ok.stderr
+    assert [r.seq for r in ok.results] == [0, 1] and all(r.status == 0 for r in ok.results)
+    assert refused.returncode == 3 and "not the certificate's name 'camera-0'" in refused.error

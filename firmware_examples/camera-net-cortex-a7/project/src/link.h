@@ -25,6 +25,12 @@ struct PackedTensor {
     size_t len;
 };
 
+// TLS settings: enabled when `ca` is set (PEM files; the receiver requires the client certificate).
+struct TlsFiles {
+    std::string ca, cert, key;
+    bool enabled() const { return !ca.empty(); }
+};
+
 struct Result {
     uint64_t seq = 0;
     uint16_t status = 0;
@@ -33,7 +39,9 @@ struct Result {
 
 class Link {
   public:
-    Link(std::string host, uint16_t port, std::string device_id, double max_retry_s, const std::atomic<bool> &stop);
+    // Throws std::runtime_error when TLS is asked for but cannot be set up (files, or built without it).
+    Link(std::string host, uint16_t port, std::string device_id, double max_retry_s, TlsFiles tls,
+         const std::atomic<bool> &stop);
     ~Link();
     Link(const Link &) = delete;
     Link &operator=(const Link &) = delete;
@@ -49,6 +57,7 @@ class Link {
     void connect_with_backoff();
     bool try_connect(std::string &why);
     void close_socket();
+    bool start_tls(std::string &why);
     void write_all(const uint8_t *data, size_t len);
     void read_message(std::vector<uint8_t> &buf);
 
@@ -56,8 +65,11 @@ class Link {
     uint16_t port_;
     std::string device_id_;
     double max_retry_s_;
+    TlsFiles tls_;
     const std::atomic<bool> &stop_;
     int fd_ = -1;
+    void *ssl_ctx_ = nullptr;  // SSL_CTX* and SSL*: opaque here so OpenSSL's headers stay in link.cpp
+    void *ssl_ = nullptr;
     bool ever_connected_ = false;
     uint64_t reconnects_ = 0;
     uint64_t connect_failures_ = 0;

@@ -170,7 +170,8 @@ int main(int argc, char **argv) {
     const auto t_start = Clock::now();
     try {
         edge::EdgeModel model(o.model_path, o.threads, !o.offline);
-        edge::Link link(o.server_host, o.server_port, o.device_id, o.max_retry_s, g_stop);
+        edge::Link link(o.server_host, o.server_port, o.device_id, o.max_retry_s, {o.tls_ca, o.tls_cert, o.tls_key},
+                        g_stop);
         edge::BoundedQueue<edge::Frame> frames(static_cast<size_t>(o.queue_depth));
         edge::BoundedQueue<Packed> packed(static_cast<size_t>(o.queue_depth));
         std::exception_ptr capture_error, infer_error;

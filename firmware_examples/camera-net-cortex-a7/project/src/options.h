@@ -24,6 +24,11 @@ struct Options {
     bool offline = false;         // run capture and inference only, no receiver
     bool quiet = false;           // no per-frame result lines
     std::string config_path;
+    // TLS (when tls_ca is set): the receiver's CA, and this camera's certificate and key (the
+    // receiver requires a client certificate whose common name is the device id).
+    std::string tls_ca;
+    std::string tls_cert;
+    std::string tls_key;
 };
 
 // Parse argv (after the config file it may name). Returns false and sets `error` on bad input;
