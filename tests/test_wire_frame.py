@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from splitsdk import wire
@@ -41,7 +41,7 @@ messages = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(msg=messages)
 def test_codec_round_trip(msg: wire.Message) -> None:
     data = wire.encode(msg)
@@ -53,7 +53,7 @@ def test_codec_round_trip(msg: wire.Message) -> None:
     assert length == len(data) and mtype.name == type(msg).__name__.upper()
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.binary(max_size=300))
 def test_decoder_never_crashes_on_random_bytes(data: bytes) -> None:
     try:
@@ -67,7 +67,7 @@ def _refresh_crc(data: bytearray) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     msg=messages,
     edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6),
@@ -88,7 +88,7 @@ def test_decoder_never_crashes_on_mutated_frames(
     assert len(wire.encode(back)) == consumed
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(msg=messages, cut=st.integers(0, 10_000))
 def test_every_truncation_is_refused(msg: wire.Message, cut: int) -> None:
     data = wire.encode(msg)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from splitsdk import wire
@@ -28,7 +28,7 @@ def numpy_lut(in_scale: float, in_zp: int, scale: float, zp: int, bits: int) -> 
     return np.clip(rounded + zp, 0, 2**bits - 1).astype(np.uint8)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(bits=st.integers(1, 8), n=st.integers(0, 2000), seed=st.integers(0, 2**32 - 1))
 def test_pack_matches_numpy_and_round_trips(bits: int, n: int, seed: int) -> None:
     codes = np.random.default_rng(seed).integers(0, 2**bits, size=n, dtype=np.uint8)
@@ -58,7 +58,7 @@ def test_known_bitstreams(codes: list[int], bits: int, expected: bytes) -> None:
     assert wire.pack(np.array(codes, dtype=np.uint8), bits) == expected
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     bits=st.integers(1, 8),
     h=st.integers(1, 9),
@@ -73,7 +73,7 @@ def test_height_width_layout_is_chw_order(bits: int, h: int, w: int, c: int, see
     np.testing.assert_array_equal(wire.unpack_hw(packed, (h, w, c), bits), codes)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     in_scale=st.floats(0.0009765625, 16.0, width=32),
     in_zp=st.integers(-128, 127),
@@ -99,7 +99,7 @@ def test_lut_round_trip_recovers_values_within_half_a_step() -> None:
     assert np.all(np.abs(back[inside] - real[inside]) <= 0.1 + 1e-6)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     n=st.integers(0, 500),
     zp=st.integers(-300, 300),
