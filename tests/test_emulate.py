@@ -163,3 +163,62 @@ def test_tls_with_client_certificates_under_qemu(base: Path, bundle: Path, tmp_p
     assert ok.returncode == 0, ok.stderr
     assert [r.seq for r in ok.results] == [0, 1] and all(r.status == 0 for r in ok.results)
     assert refused.returncode == 3 and "not the certificate's name 'camera-0'" in refused.error
+
+
+def test_config_file_and_flags_override_the_defaults_and_drops_are_counted(
+    base: Path, bundle: Path, tmp_path: Path
+) -> None:
+    """A live source (--realtime-fps) faster than a receiver that is not up yet: frames are dropped at
+    the bounded queue and counted; every captured frame is either sent or counted as dropped."""
+    import sqlite3
+
+    fw = load_firmware(shared_firmware(base, bundle, "host"))
+    frames = write_frames(tmp_path / "frames", 3)
+    port = free_port()
+    config = tmp_path / "edge.conf"
+    config.write_text(
+        f"# camera settings\nserver = 127.0.0.1:{port}\ndevice_id = cfg-cam\nframes = {frames}\n"
+        f"model = {fw.model}\nloop = true\ncount = 40\nrealtime_fps = 200\nqueue_depth = 64\n"
+    )
+    db = tmp_path / "results.sqlite"
+    app = subprocess.Popen(
+        app_command(fw, ["--config", str(config), "--queue-depth", "1", "--quiet"]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert app.stderr is not None
+        while "unreachable" not in (line := app.stderr.readline()):
+            assert line, "the app exited instead of retrying"
+        with Receiver(bundle, port=port, db=db):
+            stdout, stderr = app.communicate(timeout=300)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+    run = parse_app_output(app.returncode, stdout, stderr)
+    assert app.returncode == 0, stderr
+    c = run.counters
+    assert c["captured"] == 40 and c["dropped"] > 0 and c["sent"] + c["dropped"] == c["captured"]
+    assert run.results == []  # --quiet
+    rows = sqlite3.connect(db).execute("SELECT DISTINCT device_id FROM results").fetchall()
+    assert rows == [("cfg-cam",)]  # the config file's device id, not the generated default
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--frames", "/nonexistent", "--bogus"], "unknown argument '--bogus'"),
+        (["--frames", "x", "--server", "nohost"], "server must be HOST:PORT"),
+        (["--frames", "x", "--queue-depth", "0"], "queue_depth: must be in 1..1024"),
+        (["--frames", "x", "--tls-ca", "ca.pem"], "TLS needs --tls-cert and --tls-key"),
+        ([], "no frame source"),
+        (["--config", "/nonexistent.conf", "--frames", "x"], "cannot open config file"),
+    ],
+)
+def test_bad_arguments_end_with_one_error_line(base: Path, bundle: Path, args: list[str], message: str) -> None:
+    fw = load_firmware(shared_firmware(base, bundle, "host"))
+    run = run_app(fw, args)
+    assert run.returncode == 2 and message in run.stderr
+    assert run.stderr.startswith("splitsdk-edge: error: ")
