@@ -315,7 +315,7 @@ def test_bad_client_is_dropped_while_a_good_one_keeps_going(
 
     worker = threading.Thread(target=good_camera)
     worker.start()
-    errors_before = sum(server.receiver.metrics.errors._values.values())
+    errors_before = server.receiver.metrics.errors.total()
     try:
         payload, stall = _abuse(kind, bundle)
         with connect(server, certs, "bad") as bad:
@@ -346,7 +346,7 @@ def test_bad_client_is_dropped_while_a_good_one_keeps_going(
     assert not failures, failures
     assert len(good_results) >= count_at_abuse_end + 3 and all(r.status == 0 for r in good_results)
     if kind != "truncated":
-        assert sum(server.receiver.metrics.errors._values.values()) > errors_before
+        assert server.receiver.metrics.errors.total() > errors_before
 
 
 def test_metrics_and_healthz(server: ReceiverThread, certs: Path, bundle: Bundle) -> None:
@@ -457,3 +457,36 @@ def test_batcher_does_not_wait_for_cameras_that_are_not_sending() -> None:
         await batcher.close()
 
     asyncio.run(main())
+
+
+def test_certificate_without_a_common_name_is_refused(
+    server: ReceiverThread, certs: Path, bundle: Bundle, tmp_path: Path
+) -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_key = serialization.load_pem_private_key((certs / "ca.key").read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate((certs / "ca.pem").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "x")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    (tmp_path / "anon.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "anon.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    ctx = client_tls_context(certs / "ca.pem", tmp_path / "anon.pem", tmp_path / "anon.key")
+    with WireClient("127.0.0.1", server.port, ctx) as client, pytest.raises(ReceiverRefused, match="common name"):
+        client.hello("anyone", bundle.plan_sha256)

@@ -57,6 +57,11 @@ class Counter(Metric):
     def value(self, **labels: str) -> float:
         return self._values.get(tuple(sorted(labels.items())), 0.0)
 
+    def total(self) -> float:
+        """Sum over every label set."""
+        with self._lock:
+            return sum(self._values.values())
+
     def samples(self) -> list[str]:
         with self._lock:
             items = sorted(self._values.items()) or [((), 0.0)]

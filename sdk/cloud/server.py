@@ -241,8 +241,10 @@ class Receiver:
         self._conns[conn] = False
         device = "?"
         try:
-            cert = writer.get_extra_info("peercert")
-            peer_cn = _common_name(cert) if cert else None
+            # With TLS the handshake has verified the certificate; its common name is the device id.
+            peer_cn = _common_name(writer.get_extra_info("peercert") or {}) if self.config.tls else None
+            if self.config.tls and not peer_cn:
+                raise ProtocolViolation(ErrorCode.PROTOCOL, "client certificate has no common name (device id)")
             msg, _ = await self._read_message(reader, conn)
             hello = self._check_hello(msg, peer_cn)
             device = hello.device_id
