@@ -245,3 +245,20 @@ def test_milp_finds_solutions_exactly_at_the_error_threshold(seed: int) -> None:
     assert exact.milp(p).evaluation.total_ms == pytest.approx(best.evaluation.total_ms)
     chosen = select(p, candidate_list(p)).chosen
     assert best.evaluation.total_ms <= chosen.evaluation.total_ms + 1e-9
+
+
+@pytest.mark.parametrize("seed", [1, 5])
+def test_milp_with_mse_spanning_many_decades_matches_exhaustive(seed: int) -> None:
+    """Bug (YOLOv3, negative gap): HiGHS drops matrix entries below 1e-9, so layers whose MSE was
+    1e-12 of the threshold looked free; the MILP's answer then broke the limit and was discarded."""
+    graph, prof, sens = random_problem_parts(seed, 6, BITS)
+    for i, layer in enumerate(sorted(sens.activations)):
+        if i % 2:
+            sens.activations[layer] = {b: v * 1e-12 for b, v in sens.activations[layer].items()}
+    for i, layer in enumerate(sorted(sens.weights)):
+        if i % 2 == 0:
+            sens.weights[layer] = {b: v * 1e-12 for b, v in sens.weights[layer].items()}
+    p = PlanProblem(graph, prof, sens, Link(0.5, 10.0), BITS, 10**8)
+    p.max_error = p.evaluate(p.uniform(len(p.order), 8)).error
+    best = exact.exhaustive(p)
+    assert exact.milp(p).evaluation.total_ms == pytest.approx(best.evaluation.total_ms)

@@ -227,12 +227,29 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
         for w in bits:
             mem[ycol[(key, w)]] = problem.stored_bytes(keys[key][0], w) * mem_scale
     rows.append((mem, -inf, 1.0 - margin))
+    upper = np.ones(ncols)
+    upper[ma_col] = inf
     if problem.max_error is not None:
-        err_scale = 1.0 / problem.max_error if problem.max_error > 0 else 1.0
-        err: dict[int, float] = {}
-        for (name, w, a), j in col.items():
-            err[j] = ((problem.weight_mse(name, w) if w > 0 else 0.0) + problem.activation_mse(name, a)) * err_scale
-        rows.append((err, -inf, 1.0 if problem.max_error > 0 else 0.0))
+        # error row over each layer's excess above its least error, scaled by the threshold: no
+        # tiny coefficients for HiGHS to drop (MSEs span many decades); an option whose excess
+        # alone exceeds the slack is fixed to 0
+        err = {
+            j: (problem.weight_mse(n, w) if w > 0 else 0.0) + problem.activation_mse(n, a)
+            for (n, w, a), j in col.items()
+        }
+        least = {name: min(err[col[c]] for c in names if c[0] == name) for name in edge}
+        slack = problem.error_limit - sum(least.values())
+        if slack < 0:
+            return None
+        excess: dict[int, float] = {}
+        for (name, _, _), j in col.items():
+            d = err[j] - least[name]
+            if d > slack:
+                upper[j] = 0.0
+            elif d > 0:
+                excess[j] = d / problem.max_error if problem.max_error > 0 else d
+        if excess:
+            rows.append((excess, -inf, slack / problem.max_error if problem.max_error > 0 else slack))
 
     h = highspy.Highs()
     h.silent()
@@ -242,11 +259,10 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
         ("time_limit", float(time_limit_s)),
         ("mip_feasibility_tolerance", 1e-9),
         ("primal_feasibility_tolerance", 1e-9),
+        ("small_matrix_value", 1e-12),  # keep small error excesses (the default drops < 1e-9)
     ):
         h.setOptionValue(option, value)
     lower = np.zeros(ncols)
-    upper = np.ones(ncols)
-    upper[ma_col] = inf
     h.addVars(ncols, lower, upper)
     h.changeColsCost(ncols, np.arange(ncols, dtype=np.int32), obj)
     h.changeColsIntegrality(ma_col, np.arange(ma_col, dtype=np.int32), np.full(ma_col, highspy.HighsVarType.kInteger))
