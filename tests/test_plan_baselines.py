@@ -55,9 +55,7 @@ def _closed_sets(p: PlanProblem) -> list[set[str]]:
 def _linear_cost(p: PlanProblem, edge: set[str]) -> float:
     """DADS's additive model: layer times plus each tensor sent once, no RTT, outputs free."""
     ms_per_byte = 8.0 / (p.link.uplink_mbps * 1e6) * 1e3
-    cost = sum(
-        edge_latency(p.graph, p.profile, n, 32, 32) if n in edge else p.profile.cloud_ms(n) for n in p.order
-    )
+    cost = sum(edge_latency(p.graph, p.profile, n, 32, 32) if n in edge else p.profile.cloud_ms(n) for n in p.order)
     for t, info in p.graph.tensors.items():
         made_on_edge = info.producer is None or info.producer in edge
         if made_on_edge and any(t in p.graph.layer(r).inputs and r not in edge for r in p.order):
@@ -106,9 +104,7 @@ def test_baselines_are_complete_and_consistent() -> None:
         "qdmp_e_u4",
     } <= set(base)
     assert "u6" not in base  # 6 bits is not a candidate width here
-    assert (
-        base["cloud_only"].kind == KIND_CLOUD and base["cloud_only"].evaluation.transmit_bytes == 32 * 32 * 3
-    )
+    assert base["cloud_only"].kind == KIND_CLOUD and base["cloud_only"].evaluation.transmit_bytes == 32 * 32 * 3
     assert base["u8"].kind == KIND_EDGE and base["u8"].evaluation.transmit_ms == 0.0
     assert not base["edge_only"].fits  # 21k float weights = 84 kB > 30 kB
     q, qe, q4 = base["qdmp"], base["qdmp_e"], base["qdmp_e_u4"]

@@ -16,9 +16,7 @@ def _random_items(seed: int, n_items: int, bits: list[int]) -> dict[str, dict[in
     for i in range(n_items):
         size = rng.randint(1, 40)
         # not necessarily convex, sometimes dominated: the allocator must cope
-        items[f"i{i}"] = {
-            b: (size * b, rng.uniform(0.0, 10.0) * 4.0**-b + rng.uniform(0, 0.05)) for b in bits
-        }
+        items[f"i{i}"] = {b: (size * b, rng.uniform(0.0, 10.0) * 4.0**-b + rng.uniform(0, 0.05)) for b in bits}
     return items
 
 
