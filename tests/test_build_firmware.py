@@ -23,7 +23,7 @@ from edge_app_helpers import (
 )
 
 from splitsdk.codegen import generate
-from splitsdk.codegen.build import load_firmware, load_project
+from splitsdk.codegen.build import build_firmware, load_firmware, load_project
 from splitsdk.codegen.emulate import run_app
 from splitsdk.codegen.sysroot import ensure_sysroot
 from splitsdk.codegen.verify import VerifyError, verify
@@ -144,3 +144,35 @@ def test_firmware_json_round_trips(base: Path, bundle: Path) -> None:
     assert data["target"] == "cortex-a7" and data["sanitized"] is False
     with pytest.raises(ToolchainError, match="firmware.json"):
         load_firmware(fw_dir / "bin")
+
+
+def _dynamic_int4_bundle(root: Path, like: Path) -> Path:
+    """A bundle whose edge model has int4 weights with float activations (ai-edge-quantizer's
+    dynamic_wi4_afp32): Debian's armhf TFLite 2.14 returns NaN for it, the host runtime does not."""
+    import keras
+    import tensorflow as tf
+    from ai_edge_quantizer import quantizer, recipe
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inp)
+    model = keras.Model(inp, keras.layers.Dense(64, name="head")(keras.layers.Flatten()(x)))
+    root.mkdir()
+    (root / "float.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    qt = quantizer.Quantizer(str(root / "float.tflite"))
+    qt.load_quantization_recipe(recipe.dynamic_wi4_afp32())
+    qt.quantize().export_model(str(root / "edge.tflite"), overwrite=True)
+    shutil.copy(like / "cloud.keras", root / "cloud.keras")  # not run by verify
+    manifest = json.loads((like / "manifest.json").read_text())
+    manifest["crossing"][0].update(tensor="head", shape=[64])
+    manifest["plan_sha256"] = "4" * 64
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def test_verify_refuses_dynamic_int4_that_returns_nan_on_the_target(base: Path, bundle: Path, tmp_path: Path) -> None:
+    int4 = _dynamic_int4_bundle(tmp_path / "int4", bundle)
+    generate(int4, "cortex-a7", tmp_path / "proj")
+    fw = build_firmware(tmp_path / "proj", tmp_path / "fw", build_dir=tmp_path / "build")
+    with pytest.raises(VerifyError, match=r"crossing tensor 'head' \(model output '[^']+', float32\): \d+ NaN/Inf"):
+        verify(fw.root, int4, samples=2)
