@@ -19,4 +19,14 @@ echo "== 4. report"
 "$SPLITSDK" report "$out/plan.json" -o "$out/report"
 echo "== 5. convert: int8 edge TFLite + cloud model, verified on the host"
 "$SPLITSDK" convert "$out/plan.json" --model "$out/model.keras" -o "$out/bundle"
+echo "== 6. generate: the C++ edge app (CMake project) for the Cortex-A7 camera"
+"$SPLITSDK" generate --target cortex-a7 --bundle "$out/bundle" -o "$out/edge-app"
+echo "== 7. build: cross-compile against the armhf sysroot into a firmware directory"
+"$SPLITSDK" build "$out/edge-app" -o "$out/firmware"
+echo "== 8. emulate: the ARM binary under qemu-arm, sending to a local receiver"
+"$PY" -c 'import sys, json, numpy as np; from pathlib import Path
+h, w, c = json.load(open(sys.argv[1]))["input"]["shape"]; d = Path(sys.argv[2]); d.mkdir(exist_ok=True)
+for i, px in enumerate(np.random.default_rng(0).integers(0, 256, (3, h, w, c), dtype=np.uint8)):
+    (d / f"frame{i}.ppm").write_bytes(b"P6 %d %d 255\n" % (w, h) + px.tobytes())' "$out/bundle/manifest.json" "$out/frames"
+"$SPLITSDK" emulate "$out/firmware" --bundle "$out/bundle" --frames "$out/frames"
 echo "demo outputs in $out"
