@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from edge_app_helpers import shared_bundle, shared_dir, shared_firmware, write_f
 from test_camera_image import fake_firmware
 
 from splitsdk.camera.errors import FlashError
-from splitsdk.camera.flash import _Camera, app_stats, flash, rollback, wait_connected
+from splitsdk.camera.flash import CameraTool, app_stats, flash, wait_connected
 from splitsdk.camera.image import build_image
 from splitsdk.camera.payload import prepare
 from splitsdk.camera.qemu import Camera, camera_down, camera_up
@@ -66,6 +67,10 @@ def remote(camera: Camera, tmp_path_factory: pytest.TempPathFactory) -> Remote:
     return camera.remote(known_hosts=tmp_path_factory.mktemp("ssh") / "known_hosts")
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "splitsdk", *args], capture_output=True, text=True, timeout=300)
+
+
 def rows(receiver: Receiver, device: str) -> int:
     assert receiver.db is not None
     with sqlite3.connect(f"file:{receiver.db}?mode=ro", uri=True) as db:
@@ -100,7 +105,7 @@ def variant(src: Path, dest: Path, device_id: str) -> Path:
 
 
 def state(remote: Remote) -> dict[str, str]:
-    return _Camera(remote, "/data/fw").info()
+    return CameraTool(remote, "/data/fw").info()
 
 
 def test_factory_firmware_sends_results_to_the_host_receiver(
@@ -113,7 +118,7 @@ def test_factory_firmware_sends_results_to_the_host_receiver(
 
 
 def test_flash_a_second_version_then_roll_back(
-    firmware: tuple[Path, Path], remote: Remote, receiver: Receiver, tmp_path: Path
+    firmware: tuple[Path, Path], camera: Camera, remote: Remote, receiver: Receiver, tmp_path: Path
 ) -> None:
     factory = state(remote)["current"]
     server = f"10.0.2.2:{receiver.port}"
@@ -122,10 +127,12 @@ def test_flash_a_second_version_then_roll_back(
     assert result.version == prepare(v2, server).version != factory and result.previous == factory
     assert any(ln.startswith("result seq=") for ln in result.log)
     assert wait_rows(receiver, "camera-v2", 2) >= 2
-    back = rollback(remote)
-    assert (back.version, back.previous) == (factory, result.version)
+    proc = cli(
+        "flash", "--rollback", "--host", camera.host, "--key", camera.key, "--known-hosts", str(remote.known_hosts)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"running {factory} (previous {result.version}); first result after" in proc.stdout
     before = rows(receiver, "camera-v2")
-    assert any(ln.startswith("result seq=") for ln in back.log)
     time.sleep(3)
     assert rows(receiver, "camera-v2") == before  # v2 is stopped; the factory version runs
     info = state(remote)
@@ -154,7 +161,7 @@ def test_corrupt_bundle_is_refused_before_anything_is_switched(
     tar = bytearray(payload.tar())
     at = bytes(tar).index(b"\x7fELF", 1024) + 4096
     tar[at] ^= 0xFF
-    cam = _Camera(remote, "/data/fw")
+    cam = CameraTool(remote, "/data/fw")
     assert cam.fw(f"receive {payload.version}", bytes(tar))[0] == 0
     rc, _, err = cam.fw(f"check {payload.version}")
     assert rc == 3 and "checksum mismatch" in err
@@ -186,7 +193,7 @@ def test_full_disk_is_refused_with_the_old_version_running(
         unchanged(remote, before)
         # the copy itself running out of space (fwctl receive): a clear error, the staging folder removed
         payload = prepare(v4)
-        rc, _, err = _Camera(remote, "/data/fw").fw(f"receive {payload.version}", payload.tar())
+        rc, _, err = CameraTool(remote, "/data/fw").fw(f"receive {payload.version}", payload.tar())
         assert rc == 4 and "no space left" in err
         assert payload.version not in remote.check("ls -a /data/fw")
     finally:
@@ -206,17 +213,23 @@ def test_unreachable_receiver_rolls_back_to_the_running_version(
     after = state(remote)
     assert (after["current"], after["previous"]) == (before["current"], before["previous"])
     assert after["running"] != "none"
-    wait_connected(_Camera(remote, "/data/fw"), 0, 60)  # the old version still reaches its receiver
+    wait_connected(CameraTool(remote, "/data/fw"), 0, 60)  # the old version still reaches its receiver
     assert "camera-v5" not in remote.check("cat /data/fw/*/etc/splitsdk-edge.conf")
 
 
-def test_icount_per_stage_virtual_times(remote: Remote, receiver: Receiver) -> None:
+def test_icount_per_stage_virtual_times(camera: Camera, remote: Remote) -> None:
     time.sleep(3)  # let a few frames through
-    stats = app_stats(remote)
-    stages = stats["stages"]
-    assert isinstance(stages, dict) and {"capture", "infer", "pack", "send_result"} <= set(stages)
+    first = app_stats(remote)["stages"]
+    proc = cli("camera", "stats", camera.image, "--json")  # the CLI path: restart, read the stats line
+    assert proc.returncode == 0, proc.stderr
+    stages = json.loads(proc.stdout)["stages"]
+    assert isinstance(first, dict) and {"capture", "infer", "pack", "send_result"} <= set(stages)
     assert all(s["n"] >= 1 and s["mean_ms"] > 0 for s in stages.values())
-    print("\nper-stage virtual times (ms, -icount shift=3):")
-    for name, s in sorted(stages.items()):
-        print(f"  {name:12s} n={s['n']:<4} mean={s['mean_ms']:.3f} min={s['min_ms']:.3f} max={s['max_ms']:.3f}")
+    print(f"\nper-stage virtual times (ms, -icount shift={ICOUNT}), two runs:")
+    for name in sorted(stages):
+        a, b = first[name], stages[name]
+        print(
+            f"  {name:12s} n={a['n']:<4} min={a['min_ms']:.3f} mean={a['mean_ms']:.3f} | "
+            f"n={b['n']:<4} min={b['min_ms']:.3f} mean={b['mean_ms']:.3f}"
+        )
     assert state(remote)["running"] != "none"  # restarted after printing

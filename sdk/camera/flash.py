@@ -43,7 +43,7 @@ class FlashResult:
     log: tuple[str, ...] = field(default_factory=tuple)  # the app's log lines since the start
 
 
-class _Camera:
+class CameraTool:
     """The camera side of flash: fwctl over SSH."""
 
     def __init__(self, remote: Remote, root: str) -> None:
@@ -93,14 +93,14 @@ def _tar_dir(folder: Path) -> bytes:
     return buf.getvalue()
 
 
-def wait_connected(cam: _Camera, offset: int, timeout_s: float) -> tuple[float, list[str]]:
+def wait_connected(cam: CameraTool, offset: int, timeout_s: float) -> tuple[float, list[str]]:
     """Poll the app's log (from byte `offset`) until it shows a RESULT; FlashError with the last lines if not."""
     start = time.monotonic()
     lines: list[str] = []
     while True:
         _, out, _ = cam.fw(f"log {offset}", timeout_s=60)
         body = _keyvals(out.splitlines()[-1]) if out.strip() else {}
-        lines = [ln for ln in out.splitlines() if not ln.startswith("running=")]
+        lines = [ln for ln in out.splitlines() if ln and not ln.startswith("running=")]
         if any(ln.startswith("result seq=") for ln in lines):
             return time.monotonic() - start, lines
         errors = [ln for ln in lines if ln.startswith("splitsdk-edge: error:")]
@@ -119,7 +119,7 @@ def wait_connected(cam: _Camera, offset: int, timeout_s: float) -> tuple[float, 
         time.sleep(1.0)
 
 
-def _activate(cam: _Camera, cmd: str, old: dict[str, str], new_version: str, timeout_s: float) -> FlashResult:
+def _activate(cam: CameraTool, cmd: str, old: dict[str, str], new_version: str, timeout_s: float) -> FlashResult:
     """Run fwctl `cmd` (activate/rollback), wait for the app to connect, restore `old` exactly if it does not."""
     rc, out, err = cam.fw(cmd, timeout_s=120)
     try:
@@ -151,7 +151,7 @@ def flash(
 ) -> FlashResult:
     """Install `firmware` on the camera and switch to it; FlashError (the old version running) if anything fails."""
     payload = prepare(firmware, server)
-    cam = _Camera(remote, root)
+    cam = CameraTool(remote, root)
     old = cam.info()
     keeps = f"the camera keeps running {old.get('current', 'none')}"
     arch = old.get("arch", "?")
@@ -186,25 +186,21 @@ def flash(
 
 
 def rollback(remote: Remote, *, root: str = DEFAULT_ROOT, timeout_s: float = 180.0) -> FlashResult:
-    """Switch back to the previous version (the current one becomes `previous`) and wait for it to connect."""
-    cam = _Camera(remote, root)
+    """Switch back to the previous version (the current one becomes `previous`) and wait for it to connect;
+    if it does not, the links are restored and the current version restarted."""
+    cam = CameraTool(remote, root)
     old = cam.info()
     prev = old.get("previous", "none")
     if prev == "none":
         raise FlashError(
             f"the camera at {remote} has no previous version to roll back to (it runs {old.get('current', 'none')})"
         )
-    rc, out, err = cam.fw("rollback", timeout_s=120)
-    if rc != 0:
-        raise FlashError(f"rollback to {prev} failed: {_last(err)}")
-    connected_s, lines = wait_connected(cam, int(_keyvals(out).get("log_size", "0")), timeout_s)
-    info = cam.info()
-    return FlashResult(info.get("current", prev), info.get("previous", "none"), round(connected_s, 2), tuple(lines))
+    return _activate(cam, "rollback", old, prev, timeout_s)
 
 
 def app_stats(remote: Remote, *, root: str = DEFAULT_ROOT, timeout_s: float = 60.0) -> dict[str, object]:
     """Restart the app (SIGTERM makes it print its per-stage times) and return its last `stats:` record."""
-    cam = _Camera(remote, root)
+    cam = CameraTool(remote, root)
     cam.info()
     offset = int(_keyvals(cam.checked("restart")).get("log_size", "0"))
     deadline = time.monotonic() + timeout_s

@@ -51,7 +51,8 @@ def run_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats, indent=1, sort_keys=True))
         return 0
+    print(f"{'stage':12s} {'frames':>7s} {'min_ms':>10s} {'mean_ms':>10s} {'max_ms':>10s}")
     for name, s in sorted(stats.get("stages", {}).items()):
-        print(f"{name:12s} " + "  ".join(f"{k}={v:.3f}" for k, v in sorted(s.items())))
+        print(f"{name:12s} {s['n']:7d} {s['min_ms']:10.3f} {s['mean_ms']:10.3f} {s['max_ms']:10.3f}")
     print("  ".join(f"{k}={v}" for k, v in sorted(stats.items()) if k != "stages"))
     return 0
