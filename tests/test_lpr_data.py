@@ -87,3 +87,12 @@ def test_write_frames_ppm_and_labels(tmp_path: Path) -> None:
 def test_pgm_for_grey_frames() -> None:
     grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
     assert data.ppm_bytes(grey) == b"P5\n4 3\n255\n" + grey.tobytes()
+
+
+def test_data_cli_writes_npz_or_frames(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert data.main([str(tmp_path / "val.npz"), "--split", "val", "--count", "2"]) == 0
+    with np.load(tmp_path / "val.npz") as z:
+        assert z["x"].shape == (2, 128, 256, 3) and list(z["plates"]) == data.generate(1, 2)[1]
+    assert data.main([str(tmp_path / "frames"), "--count", "1", "--start", "3"]) == 0
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_00003.ppm", "labels.txt"]
+    assert "wrote 1 test frames" in capsys.readouterr().out

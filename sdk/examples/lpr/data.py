@@ -42,7 +42,7 @@ from splitsdk.examples.lpr.plate import (
 __all__ = [
     "ALPHABET", "BLANK", "CHANNELS", "DIGITS", "HEIGHT", "LETTERS", "NUM_CLASSES", "PLATE_LEN", "SPLITS", "WIDTH",
     "encode", "format_plate", "generate", "is_valid_plate", "labels_to_text", "ppm_bytes", "random_plate",
-    "render_frame", "render_plate", "write_frames", "write_npz",
+    "render_annotated", "render_frame", "render_plate", "write_frames", "write_npz", "generate_annotated",
 ]
 
 HEIGHT, WIDTH, CHANNELS = 128, 256, 3
@@ -62,8 +62,9 @@ def _rgb(rng: np.random.Generator, lo: int = 0, hi: int = 256) -> tuple[int, int
     return int(r), int(g), int(b)
 
 
-def render_plate(text: str, rng: np.random.Generator) -> Image.Image:
-    """The plate face, front-on and large (RGBA): white (or worn cream) plate, black border, blue band."""
+def render_plate(text: str, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray]:
+    """The plate face, front-on and large (RGBA: white or worn-cream plate, black border, blue band), and the
+    centres of its 7 characters in plate pixels ((7, 2) x, y)."""
     font = _font(FONT_PATH, _PLATE_FONT_SIZE)
     printed = format_plate(text)
     left, top, right, bottom = (int(v) for v in font.getbbox(printed))
@@ -76,7 +77,16 @@ def render_plate(text: str, rng: np.random.Generator) -> Image.Image:
     draw.rectangle((0, 0, w - 1, h - 1), outline=(20, 20, 20, 255), width=3)
     ink = int(rng.integers(0, 50))
     draw.text((band + pad_x - left, pad_y - top), printed, font=font, fill=(ink, ink, ink, 255))
-    return plate
+    advance = font.getlength("0")  # monospace
+    centres = [(band + pad_x - left + advance * (k + 0.5), h / 2) for k, c in enumerate(printed) if c != "-"]
+    return plate, np.array(centres, dtype=np.float64)
+
+
+def _apply_perspective(coeffs: tuple[float, ...], points: np.ndarray) -> np.ndarray:
+    a, b, c, d, e, f, g, h = coeffs
+    x, y = points[:, 0], points[:, 1]
+    den = g * x + h * y + 1.0
+    return np.stack([(a * x + b * y + c) / den, (d * x + e * y + f) / den], axis=1)
 
 
 def _perspective_coeffs(dst: np.ndarray, src: np.ndarray) -> tuple[float, ...]:
@@ -91,7 +101,7 @@ def _perspective_coeffs(dst: np.ndarray, src: np.ndarray) -> tuple[float, ...]:
 
 def _plate_corners(rng: np.random.Generator, aspect: float) -> np.ndarray:
     """Where the plate's 4 corners land in the frame: random scale, position, rotation, perspective."""
-    w = rng.uniform(0.34, 0.55) * WIDTH
+    w = rng.uniform(0.38, 0.6) * WIDTH
     h = w / aspect
     cx = rng.uniform(w / 2 + 6, WIDTH - w / 2 - 6)
     cy = rng.uniform(h / 2 + 8, HEIGHT - h / 2 - 8)
@@ -174,12 +184,18 @@ def _lighting(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def render_frame(seed: int, index: int) -> tuple[np.ndarray, str]:
     """Frame `index` of split `seed`: (uint8 HxWx3 image, plate string). Depends only on (seed, index)."""
+    frame, text, _ = render_annotated(seed, index)
+    return frame, text
+
+
+def render_annotated(seed: int, index: int) -> tuple[np.ndarray, str, np.ndarray]:
+    """`render_frame` plus where the 7 characters' centres land in the frame ((7, 2) x, y pixels)."""
     rng = np.random.default_rng([seed, index])
     text = random_plate(rng)
     img = _background(rng)
     draw = ImageDraw.Draw(img)
     _clutter(draw, rng)
-    plate = render_plate(text, rng)
+    plate, centres = render_plate(text, rng)
     corners = _plate_corners(rng, plate.width / plate.height)
     _car(draw, rng, corners)
     src = np.array([[0, 0], [plate.width, 0], [plate.width, plate.height], [0, plate.height]], dtype=np.float64)
@@ -189,17 +205,25 @@ def render_frame(seed: int, index: int) -> tuple[np.ndarray, str]:
     img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.0, 1.1))))
     x = _lighting(np.asarray(img), rng) * 255.0
     x = x + rng.normal(0, rng.uniform(0.0, 8.0), size=x.shape)
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8), text
+    frame_centres = _apply_perspective(_perspective_coeffs(src, corners), centres)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8), text, frame_centres.astype(np.float32)
 
 
 def generate(seed: int, count: int, start: int = 0) -> tuple[np.ndarray, list[str]]:
     """Frames start..start+count-1 of split `seed`: (uint8 (N, H, W, 3), plate strings)."""
+    frames, texts, _ = generate_annotated(seed, count, start)
+    return frames, texts
+
+
+def generate_annotated(seed: int, count: int, start: int = 0) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """`generate` plus the characters' centres in the frame ((N, 7, 2) float32 x, y pixels)."""
     frames = np.empty((count, HEIGHT, WIDTH, CHANNELS), dtype=np.uint8)
+    centres = np.empty((count, PLATE_LEN, 2), dtype=np.float32)
     texts = []
     for i in range(count):
-        frames[i], text = render_frame(seed, start + i)
+        frames[i], text, centres[i] = render_annotated(seed, start + i)
         texts.append(text)
-    return frames, texts
+    return frames, texts, centres
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -241,3 +265,25 @@ def write_frames(folder: Path, seed: int, count: int, start: int = 0) -> list[Pa
         lines.append(f"{path.name} {text}\n")
     _atomic_write(folder / "labels.txt", "".join(lines).encode())
     return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m splitsdk.examples.lpr.data OUT --split test --count 64`: OUT.npz, or PPM frames if OUT is a folder."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m splitsdk.examples.lpr.data", description=main.__doc__)
+    parser.add_argument("out", type=Path, help="a .npz file, or a folder for frame_NNNNN.ppm + labels.txt")
+    parser.add_argument("--split", choices=sorted(SPLITS), default="test")
+    parser.add_argument("--count", type=int, default=64)
+    parser.add_argument("--start", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.out.suffix == ".npz":
+        write_npz(args.out, SPLITS[args.split], args.count, args.start)
+    else:
+        write_frames(args.out, SPLITS[args.split], args.count, args.start)
+    print(f"wrote {args.count} {args.split} frames to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
