@@ -38,6 +38,7 @@ class Project:
 
     root: Path
     target: str
+    target_file: str
     plan_sha256: str
     toolchain_file: str
     model: str
@@ -59,6 +60,11 @@ class Firmware:
     sanitized: bool
 
     @property
+    def target_file(self) -> Path:
+        """The target descriptor the firmware was built for (a copy: custom targets work too)."""
+        return self.root / "share" / BINARY / f"{self.target}.toml"
+
+    @property
     def binary(self) -> Path:
         return self.root / "bin" / BINARY
 
@@ -75,6 +81,7 @@ def load_project(path: str | Path) -> Project:
         return Project(
             root=root,
             target=data["target"],
+            target_file=data["target_file"],
             plan_sha256=data["plan_sha256"],
             toolchain_file=data["toolchain_file"],
             model=data["model"],
@@ -112,6 +119,15 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
+def require_compiler(target: Target) -> None:
+    """Fail early, naming the Debian packages, when the target's cross compiler is not installed."""
+    assert target.toolchain is not None
+    compiler = f"{target.toolchain.triple}-g++"
+    if shutil.which(compiler) is None:
+        packages = " ".join(target.toolchain.debian_packages) or "its cross compiler"
+        raise ToolchainError(f"{compiler} not found: install {packages} (`make setup` does, on Debian)")
+
+
 def compile_project(
     project: Project,
     build_dir: Path,
@@ -121,7 +137,8 @@ def compile_project(
     jobs: int = 2,
 ) -> Path:
     """Configure and build with CMake; returns the (unstripped) binary."""
-    target = load_target(project.target)
+    target = load_target(project.root / project.target_file)
+    require_compiler(target)
     sysroot = ensure_sysroot(target)
     cmd = [
         "cmake",
@@ -192,7 +209,7 @@ def build_firmware(
 ) -> Firmware:
     """Compile `project_dir` for its target and write the firmware directory `out` (replaced whole)."""
     project = load_project(project_dir)
-    target = load_target(project.target)
+    target = load_target(project.root / project.target_file)
     if target.toolchain is None or target.toolchain.sysroot is None:
         raise ToolchainError(f"target '{target.name}' has no toolchain")
     bdir = Path(build_dir) if build_dir is not None else project.root / "build" / target.name
@@ -214,6 +231,7 @@ def build_firmware(
         for lib in libs:
             shutil.copy2(lib.resolve(), fw / "lib" / lib.name)
         shutil.copy2(project.root / project.model, fw / "share/splitsdk-edge/edge.tflite")
+        shutil.copy2(project.root / project.target_file, fw / "share/splitsdk-edge" / f"{target.name}.toml")
         shutil.copy2(project.root / project.init_script, fw / "etc/init.d" / Path(project.init_script).name)
         shutil.copy2(project.root / project.config, fw / "etc" / Path(project.config).name)
         shutil.copy2(project.root / project.systemd_unit, fw / "lib/systemd/system" / Path(project.systemd_unit).name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -72,10 +73,12 @@ def _interpreter(binary: Path) -> str:
 
 def app_command(firmware: Firmware, args: Sequence[str]) -> list[str]:
     """The command line that runs the firmware's binary on this machine, with `args`."""
-    target = load_target(firmware.target)
+    target = load_target(firmware.target_file)
     root = firmware.root.resolve()
     binary = root / "bin" / BINARY
     if target.qemu is not None:
+        if shutil.which(target.qemu.user_binary) is None:
+            raise ToolchainError(f"{target.qemu.user_binary} not found: install qemu-user (`make setup` does)")
         return [target.qemu.user_binary, "-cpu", target.qemu.user_cpu, "-L", str(root), str(binary), *args]
     loader = root / "lib" / Path(_interpreter(binary)).name
     return [str(loader), "--library-path", str(root / "lib"), str(binary), *args]

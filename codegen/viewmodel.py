@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 from splitsdk import __version__
 from splitsdk.errors import GenerateError
@@ -182,5 +183,11 @@ def edge_app(bundle: Bundle, target: Target, server: ServerSettings | None = Non
         input_scale=bundle.input.scale,
         input_offset=bundle.input.offset,
         crossing=crossing,
-        files=(("model/edge.tflite", model), ("model/manifest.json", manifest), *native_sources()),
+        files=(
+            ("model/edge.tflite", model),
+            ("model/manifest.json", manifest),
+            # the target descriptor travels with the project: `build` and `emulate` read this copy
+            (f"target/{target.name}.toml", Path(target.path).read_bytes()),
+            *native_sources(),
+        ),
     )

@@ -133,8 +133,9 @@ def test_build_cli_refuses_a_directory_that_is_not_a_project(tmp_path: Path) -> 
         text=True,
         timeout=120,
     )
-    assert proc.returncode != 0 and proc.stderr.count("\n") == 1
-    assert proc.stderr.startswith("splitsdk: error: ") and "splitsdk-project.json" in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert proc.returncode != 0 and len(errors) == 1 and "Traceback" not in proc.stderr
+    assert errors[0].startswith("splitsdk: error: ") and "splitsdk-project.json" in errors[0]
     assert not (tmp_path / "fw").exists()
 
 

@@ -44,7 +44,7 @@ def _text(files: dict[str, str | bytes], path: str) -> str:
 def test_project_tree_mirrors_the_template_tree(bundles: dict[str, Path]) -> None:
     files = _render(bundles["one"])
     templates = resources.files("splitsdk.templates") / "edge-linux"
-    rendered = {p for p in files if not p.startswith(("native/", "model/"))}
+    rendered = {p for p in files if not p.startswith(("native/", "model/", "target/"))}
     expected = set()
     for path in Path(str(templates)).rglob("*.j2"):
         rel = path.relative_to(Path(str(templates))).as_posix().removesuffix(".j2")
@@ -57,7 +57,7 @@ def test_every_generated_text_file_opens_with_the_banner(bundles: dict[str, Path
     files = _render(bundles["one"])
     plan = load_bundle(bundles["one"]).plan_sha256
     for path, content in files.items():
-        if path.startswith(("native/", "model/")):
+        if path.startswith(("native/", "model/", "target/")):
             continue
         assert isinstance(content, str)
         head = "\n".join(content.splitlines()[:3])
@@ -212,3 +212,18 @@ def test_wheel_can_generate_outside_the_source_tree(bundles: dict[str, Path], tm
     assert (outside / "proj" / "src" / "main.cpp").read_text() == (
         _text(_render(bundles["one"]), "src/main.cpp")
     )
+
+
+def test_a_target_is_a_file_and_travels_with_the_project(bundles: dict[str, Path], tmp_path: Path) -> None:
+    """A user's own descriptor (here: the host one with other flags) generates a project that carries it."""
+    from splitsdk.codegen.build import load_project
+
+    text = (REPO / "targets" / "host.toml").read_text()
+    text = text.replace('name = "host"', 'name = "my-cam"').replace('"-march=x86-64-v2"', '"-march=x86-64-v3"')
+    (tmp_path / "my-cam.toml").write_text(text)
+    generate(bundles["one"], tmp_path / "my-cam.toml", tmp_path / "proj")
+    project = load_project(tmp_path / "proj")
+    assert project.target == "my-cam" and (tmp_path / "proj" / project.target_file).read_text() == text
+    assert load_target(tmp_path / "proj" / project.target_file).toolchain.cflags == ("-march=x86-64-v3",)  # type: ignore[union-attr]
+    tc = (tmp_path / "proj" / "cmake" / "my-cam.toolchain.cmake").read_text()
+    assert 'set(CMAKE_CXX_FLAGS_INIT "-march=x86-64-v3")' in tc
