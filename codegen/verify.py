@@ -109,7 +109,7 @@ def verify(
             f"{firmware.root}: firmware runs plan {firmware.plan_sha256[:16]}..., bundle {bundle.root} holds "
             f"{bundle.plan_sha256[:16]}..."
         )
-    data = load_dataset(calib, bundle.input.shape, samples=samples).x[:samples]
+    data = load_dataset(calib, bundle.input.shape, samples=samples, image_scale=bundle.input.scale).x[:samples]
     names, host = host_outputs(bundle, data)
     with tempfile.TemporaryDirectory(prefix="splitsdk-verify-") as tmp:
         frames, dump = Path(tmp) / "frames", Path(tmp) / "dump"
