@@ -22,6 +22,7 @@ import io
 import json
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,11 +149,17 @@ def flash(
     frames: Path | None = None,
     root: str = DEFAULT_ROOT,
     timeout_s: float = 180.0,
+    progress: Callable[[str], None] | None = None,
 ) -> FlashResult:
-    """Install `firmware` on the camera and switch to it; FlashError (the old version running) if anything fails."""
+    """Install `firmware` on the camera and switch to it; FlashError (the old version running) if anything fails.
+
+    `progress` receives one line per step (the CLI prints them)."""
+    say = progress or (lambda _msg: None)
     payload = prepare(firmware, server)
+    say(f"firmware {payload.version}: {len(payload.files)} files, {payload.size / 1e6:.1f} MB, checked")
     cam = CameraTool(remote, root)
     old = cam.info()
+    say(f"camera {remote}: {old.get('arch')}, runs {old.get('current')}, {int(old.get('avail_kb', 0)) // 1024} MB free")
     keeps = f"the camera keeps running {old.get('current', 'none')}"
     arch = old.get("arch", "?")
     if not payload.elf.runs_on(arch):
@@ -168,6 +175,7 @@ def flash(
             f"{need / 1e6:.1f} MB: refusing; {keeps}"
         )
     if payload.version != old.get("current"):
+        say(f"copying {payload.version}")
         rc, _, err = cam.fw(f"receive {payload.version}", payload.tar(), timeout_s=300)
         if rc == 4:
             raise FlashError(
@@ -175,11 +183,13 @@ def flash(
             )
         if rc != 0:
             raise FlashError(f"copying {payload.version} failed: {_last(err)}; {keeps}")
+        say("verifying on the camera (SHA-256 of every file, the binary starts)")
         rc, _, err = cam.fw(f"check {payload.version}", timeout_s=120)
         if rc != 0:
             raise FlashError(f"the camera refused {payload.version}: {_last(err)}; {keeps}")
     if frames is not None:
         cam.checked("frames", _tar_dir(frames), timeout_s=300)
+    say(f"switching to {payload.version}, waiting for the app's first result (up to {timeout_s:.0f} s)")
     result = _activate(cam, f"activate {payload.version}", old, payload.version, timeout_s)
     cam.checked("prune")
     return result

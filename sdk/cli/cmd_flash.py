@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from splitsdk.camera.flash import flash, rollback
     from splitsdk.camera.ssh import Remote
 
+    def progress(msg: str) -> None:
+        print(f"flash: {msg}", flush=True)  # stdout: stderr holds only the one-line error
+
     remote = Remote.parse(args.host, args.key, args.known_hosts)
     if args.rollback:
         if args.firmware is not None:
@@ -36,7 +39,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.firmware is None:
             raise FlashError("FIRMWARE is required (or --rollback)")
-        r = flash(args.firmware, remote, server=args.server, frames=args.frames, root=args.root, timeout_s=args.timeout)
+        r = flash(
+            args.firmware,
+            remote,
+            server=args.server,
+            frames=args.frames,
+            root=args.root,
+            timeout_s=args.timeout,
+            progress=progress,
+        )
     first = next((ln for ln in r.log if ln.startswith("result seq=")), "")
     print(f"{remote}: running {r.version} (previous {r.previous}); first result after {r.connected_s:.1f} s: {first}")
     return 0
