@@ -106,7 +106,10 @@ def wait_connected(cam: CameraTool, offset: int, timeout_s: float) -> tuple[floa
             return time.monotonic() - start, lines
         errors = [ln for ln in lines if ln.startswith("splitsdk-edge: error:")]
         if errors:
-            raise FlashError(f"the app stopped: {errors[-1].removeprefix('splitsdk-edge: error: ')}")
+            why = errors[-1].removeprefix("splitsdk-edge: error: ")
+            if why.startswith("cannot reach"):  # the config's max_retry_s ran out
+                raise FlashError(f"the app cannot reach the receiver ({why})")
+            raise FlashError(f"the app stopped: {why}")
         if body.get("running", "none") == "none" and time.monotonic() - start > 5:
             raise FlashError(f"the app is not running; its last log lines: {' | '.join(lines[-4:]) or '(none)'}")
         if time.monotonic() - start > timeout_s:
