@@ -237,3 +237,23 @@ def test_load_image_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "image.json").write_text("{")
     with pytest.raises(CameraError, match=r"image.json: unreadable"):
         load_image(tmp_path)
+
+
+def test_image_initramfs_is_deterministic_and_complete(tmp_path: Path) -> None:
+    """Two builds with the same key give the same initramfs bytes; it holds what the camera boots with."""
+    from splitsdk.camera.image import build_image
+
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    a = build_image(tmp_path / "a", authorized_key=key.with_suffix(".pub"), data_mb=16)
+    b = build_image(tmp_path / "b", authorized_key=key.with_suffix(".pub"), data_mb=16)
+    assert a.path("initrd.gz").read_bytes() == b.path("initrd.gz").read_bytes()
+    assert (a.ssh_key, a.firmware_version, a.machine, a.cpu, a.memory_mb) == ("", "", "virt", "cortex-a7", 512)
+    entries = {n: (m, d) for n, m, d in _parse_newc(gzip.decompress(a.path("initrd.gz").read_bytes()))}
+    for name in ("init", "bin/busybox", "usr/sbin/dropbear", "usr/sbin/splitsdk-fw", "lib/ld-linux-armhf.so.3"):
+        assert name in entries and entries[name][0] & 0o111, name
+    assert entries["root/.ssh/authorized_keys"] == (stat.S_IFREG | 0o600, key.with_suffix(".pub").read_bytes())
+    order = entries["lib/modules/load.order"][1].decode().split()
+    assert order.index("failover.ko") < order.index("net_failover.ko") < order.index("virtio_net.ko")
+    assert order.index("jbd2.ko") < order.index("ext4.ko") and "virtio_mmio.ko" in order
+    assert a.path("data.img").stat().st_size == 16 << 20
