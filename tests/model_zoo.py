@@ -101,7 +101,7 @@ def nested() -> Any:
     keras = _keras()
     L = keras.layers
     bi = keras.Input((4, 4, 4))
-    block = keras.Model(bi, L.Add()([L.Conv2D(4, 1, activation="relu")(bi), bi]), name="block")
+    block = keras.Model(bi, L.Add(name="add")([L.Conv2D(4, 1, activation="relu", name="conv2d")(bi), bi]), name="block")
     seq = keras.Sequential([keras.Input((4, 4, 4)), L.Conv2D(2, 1, name="sq")], name="seq")
     x = keras.Input((4, 4, 3), name="x")
     y = L.Conv2D(4, 1, name="stem")(x)
