@@ -222,3 +222,34 @@ def test_bad_arguments_end_with_one_error_line(base: Path, bundle: Path, args: l
     run = run_app(fw, args)
     assert run.returncode == 2 and message in run.stderr
     assert run.stderr.startswith("splitsdk-edge: error: ")
+
+
+def test_receiver_restart_mid_run_reconnects_and_resends(base: Path, bundle: Path, tmp_path: Path) -> None:
+    """The receiver goes away after the first RESULT and comes back on the same port and database:
+    the app reconnects with backoff, says HELLO again and every frame gets exactly one RESULT."""
+    fw = load_firmware(shared_firmware(base, bundle, "host"))
+    frames = write_frames(tmp_path / "frames", 3)
+    port, db = free_port(), tmp_path / "results.sqlite"
+    first = Receiver(bundle, port=port, db=db).start()
+    app = subprocess.Popen(
+        app_command(fw, app_args(fw, frames, port, n=12, extra=["--loop", "--queue-depth", "1"])),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert app.stdout is not None
+        head = [app.stdout.readline()]
+        assert head[0].startswith("result seq=0 "), head
+        first.stop()  # drains: the frame in flight is answered, then the port closes
+        with Receiver(bundle, port=port, db=db):
+            stdout, stderr = app.communicate(timeout=300)
+    finally:
+        first.stop()
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+    run = parse_app_output(app.returncode, head[0] + stdout, stderr)
+    assert app.returncode == 0, stderr
+    assert [r.seq for r in run.results] == list(range(12)) and all(r.status == 0 for r in run.results)
+    assert run.counters["reconnects"] >= 1 and "reconnecting" in stderr

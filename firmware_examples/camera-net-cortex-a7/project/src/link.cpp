@@ -44,6 +44,10 @@ std::string ssl_error() {
 }
 #endif
 
+// Receiver ERROR codes (splitsdk.wire.ErrorCode) that say "later", not "never": OVERLOADED and
+// SHUTTING_DOWN. The others (plan mismatch, bad tensors, ...) end the app.
+bool transient(uint16_t code) { return code == 5 || code == 7; }
+
 double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -53,7 +57,7 @@ double now_s() {
 Link::Link(std::string host, uint16_t port, std::string device_id, double max_retry_s, TlsFiles tls,
            const std::atomic<bool> &stop)
     : host_(std::move(host)), port_(port), device_id_(std::move(device_id)), max_retry_s_(max_retry_s),
-      tls_(std::move(tls)), stop_(stop) {
+      tls_(std::move(tls)), stop_(stop), delay_ms_(splitsdk_gen::kBackoffInitialMs) {
     if (!tls_.enabled()) return;
 #ifdef SPLITSDK_HAVE_TLS
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -198,24 +202,21 @@ void Link::read_message(std::vector<uint8_t> &buf) {
     read_n(buf.data() + SP_PREFIX_LEN, frame_len - SP_PREFIX_LEN);
 }
 
-void Link::connect_with_backoff() {
-    const double start = now_s();
-    int delay_ms = splitsdk_gen::kBackoffInitialMs;
-    for (;;) {
-        if (stop_) throw std::runtime_error("stopped while connecting");
-        std::string why;
-        if (try_connect(why)) break;
-        ++connect_failures_;
-        if (max_retry_s_ > 0 && now_s() - start > max_retry_s_)
-            throw std::runtime_error("cannot reach " + host_ + ":" + std::to_string(port_) + ": " + why);
-        std::fprintf(stderr, "splitsdk-edge: %s:%u unreachable (%s), retrying in %d ms\n", host_.c_str(), port_,
-                     why.c_str(), delay_ms);
-        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-        delay_ms = std::min(delay_ms * 2, splitsdk_gen::kBackoffMaxMs);
-    }
-    if (ever_connected_) ++reconnects_;
-    ever_connected_ = true;
-    // HELLO: the plan hash lets the receiver refuse a camera running another plan.
+// Wait before the next attempt (exponential backoff); give up after max_retry_s of failures.
+void Link::backoff(const std::string &why) {
+    ++connect_failures_;
+    const double now = now_s();
+    if (retry_start_ < 0) retry_start_ = now;
+    if (max_retry_s_ > 0 && now - retry_start_ > max_retry_s_)
+        throw std::runtime_error("cannot reach " + host_ + ":" + std::to_string(port_) + ": " + why);
+    std::fprintf(stderr, "splitsdk-edge: %s:%u unreachable (%s), retrying in %d ms\n", host_.c_str(), port_,
+                 why.c_str(), delay_ms_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
+    delay_ms_ = std::min(delay_ms_ * 2, splitsdk_gen::kBackoffMaxMs);
+}
+
+// HELLO: the plan hash lets the receiver refuse a camera running another plan.
+void Link::hello_exchange() {
     sp_message hello{};
     hello.type = SP_MSG_HELLO;
     hello.timestamp_us = 0;
@@ -236,6 +237,32 @@ void Link::connect_with_backoff() {
     if (reply.type == SP_MSG_ERROR)
         throw ReceiverRefused(reply.status, std::string(reinterpret_cast<const char *>(reply.body), reply.body_len));
     if (reply.type != SP_MSG_HELLO) throw ConnectionLost("receiver did not answer HELLO");
+}
+
+void Link::connect_with_backoff() {
+    for (;;) {
+        if (stop_) throw std::runtime_error("stopped while connecting");
+        std::string why;
+        if (!try_connect(why)) {
+            backoff(why);
+            continue;
+        }
+        try {
+            hello_exchange();
+        } catch (const ConnectionLost &e) {
+            close_socket();
+            backoff(e.what());
+            continue;
+        } catch (const ReceiverRefused &e) {
+            if (!transient(e.code)) throw;
+            close_socket();  // a receiver that is full or draining: wait it out
+            backoff(e.what());
+            continue;
+        }
+        break;
+    }
+    if (ever_connected_) ++reconnects_;
+    ever_connected_ = true;
 }
 
 Result Link::send_frame(uint64_t seq, int64_t capture_us, const std::vector<PackedTensor> &tensors) {
@@ -275,15 +302,19 @@ Result Link::send_frame(uint64_t seq, int64_t capture_us, const std::vector<Pack
             sp_limits limits = sp_default_limits();
             const sp_status st = sp_decode(in_.data(), in_.size(), &limits, &reply, &used);
             if (st != SP_OK) throw ConnectionLost(std::string("bad RESULT: ") + sp_strerror(st));
-            if (reply.type == SP_MSG_ERROR)
-                throw ReceiverRefused(reply.status,
-                                      std::string(reinterpret_cast<const char *>(reply.body), reply.body_len));
+            if (reply.type == SP_MSG_ERROR) {
+                const std::string text(reinterpret_cast<const char *>(reply.body), reply.body_len);
+                if (transient(reply.status)) throw ConnectionLost("receiver busy: " + text);
+                throw ReceiverRefused(reply.status, text);
+            }
             if (reply.type != SP_MSG_RESULT || reply.seq != seq)
                 throw ConnectionLost("unexpected reply to FRAME " + std::to_string(seq));
             Result r;
             r.seq = reply.seq;
             r.status = reply.status;
             r.body.assign(reinterpret_cast<const char *>(reply.body), reply.body_len);
+            delay_ms_ = splitsdk_gen::kBackoffInitialMs;  // a healthy link: the next outage starts small
+            retry_start_ = -1.0;
             return r;
         } catch (const ConnectionLost &e) {
             std::fprintf(stderr, "splitsdk-edge: connection lost (%s), reconnecting\n", e.what());

@@ -55,6 +55,8 @@ class Link {
 
   private:
     void connect_with_backoff();
+    void backoff(const std::string &why);
+    void hello_exchange();
     bool try_connect(std::string &why);
     void close_socket();
     bool start_tls(std::string &why);
@@ -71,6 +73,8 @@ class Link {
     void *ssl_ctx_ = nullptr;  // SSL_CTX* and SSL*: opaque here so OpenSSL's headers stay in link.cpp
     void *ssl_ = nullptr;
     bool ever_connected_ = false;
+    int delay_ms_;               // the next backoff delay
+    double retry_start_ = -1.0;  // when the current run of failures began (-1: none)
     uint64_t reconnects_ = 0;
     uint64_t connect_failures_ = 0;
     std::vector<uint8_t> out_;
