@@ -166,6 +166,7 @@ int main(int argc, char **argv) {
 
     edge::StageStats stats;
     Counters n;
+    unsigned long long reconnects = 0, connect_failures = 0;
     int rc = 0;
     const auto t_start = Clock::now();
     try {
@@ -200,18 +201,16 @@ int main(int argc, char **argv) {
             packed.close();
             capture.join();
             infer.join();
+            reconnects = link.reconnects();
+            connect_failures = link.connect_failures();
             throw;
         }
         capture.join();
         infer.join();
+        reconnects = link.reconnects();
+        connect_failures = link.connect_failures();
         if (capture_error) std::rethrow_exception(capture_error);
         if (infer_error) std::rethrow_exception(infer_error);
-        std::map<std::string, unsigned long long> counters = {
-            {"captured", n.captured}, {"dropped", n.dropped},         {"inferred", n.inferred},
-            {"sent", n.sent},         {"results", n.results},         {"reconnects", link.reconnects()},
-            {"connect_failures", link.connect_failures()}};
-        stats.add("total", edge::ms_since(t_start));
-        stats.print(stdout, counters);
     } catch (const edge::ReceiverRefused &e) {
         std::fprintf(stderr, "splitsdk-edge: error: %s\n", e.what());
         rc = 3;
@@ -219,5 +218,11 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "splitsdk-edge: error: %s\n", e.what());
         rc = 1;
     }
+    // Timings and counters on every exit, errors included: what was done before it went wrong.
+    const std::map<std::string, unsigned long long> counters = {
+        {"captured", n.captured}, {"dropped", n.dropped}, {"inferred", n.inferred},        {"sent", n.sent},
+        {"results", n.results},   {"reconnects", reconnects}, {"connect_failures", connect_failures}};
+    stats.add("total", edge::ms_since(t_start));
+    stats.print(stdout, counters);
     return rc;
 }
