@@ -213,7 +213,8 @@ def test_config_file_and_flags_override_the_defaults_and_drops_are_counted(
         (["--frames", "x", "--server", "nohost"], "server must be HOST:PORT"),
         (["--frames", "x", "--queue-depth", "0"], "queue_depth: must be in 1..1024"),
         (["--frames", "x", "--tls-ca", "ca.pem"], "TLS needs --tls-cert and --tls-key"),
-        ([], "no frame source"),
+        ([], "one frame source: --frames DIR or --video"),
+        (["--frames", "x", "--video", "/dev/video0"], "one frame source"),
         (["--config", "/nonexistent.conf", "--frames", "x"], "cannot open config file"),
     ],
 )
@@ -253,3 +254,12 @@ def test_receiver_restart_mid_run_reconnects_and_resends(base: Path, bundle: Pat
     assert app.returncode == 0, stderr
     assert [r.seq for r in run.results] == list(range(12)) and all(r.status == 0 for r in run.results)
     assert run.counters["reconnects"] >= 1 and "reconnecting" in stderr
+
+
+def test_missing_video_device_is_one_clear_error(base: Path, bundle: Path) -> None:
+    """The V4L2 source (no camera on a build machine: only its failure path runs here)."""
+    fw = load_firmware(shared_firmware(base, bundle, "host"))
+    run = run_app(fw, ["--video", "/dev/splitsdk-no-such-video", "--model", str(fw.model), "--offline"])
+    assert run.returncode == 1
+    assert run.error == "/dev/splitsdk-no-such-video: cannot open the video device: No such file or directory"
+    assert run.counters["captured"] == 0  # stats still printed

@@ -59,7 +59,8 @@ size_t pnm_header(const std::vector<uint8_t> &d, const std::string &path, int &w
     return i;
 }
 
-// Nearest-neighbour resize and channel conversion of 8-bit pixels into the model's real input.
+}  // namespace
+
 void pixels_to_input(const uint8_t *px, int w, int h, int c, std::vector<float> &out) {
     out.assign(kInputElements, 0.0f);
     for (int y = 0; y < kInputHeight; ++y) {
@@ -81,8 +82,6 @@ void pixels_to_input(const uint8_t *px, int w, int h, int c, std::vector<float> 
         }
     }
 }
-
-}  // namespace
 
 std::vector<std::string> list_frames(const std::string &dir) {
     DIR *d = opendir(dir.c_str());

@@ -20,6 +20,10 @@ struct Frame {
 // little-endian float32 already in real units), sorted by name. Throws std::runtime_error.
 std::vector<std::string> list_frames(const std::string &dir);
 
+// Nearest-neighbour resize and channel conversion (grey <-> RGB) of 8-bit pixels (w x h x c, c = 1
+// or 3) into the model's real-valued input.
+void pixels_to_input(const uint8_t *px, int w, int h, int c, std::vector<float> &out);
+
 // Read and preprocess one frame file into `out` (resizing by nearest neighbour and converting
 // grey <-> RGB where the file differs from the model input). Throws std::runtime_error naming the file.
 void load_frame(const std::string &path, std::vector<float> &out);

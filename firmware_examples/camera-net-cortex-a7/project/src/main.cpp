@@ -25,6 +25,7 @@
 #include "queue.h"
 #include "splitpack.h"
 #include "stats.h"
+#include "v4l2.h"
 
 namespace {
 
@@ -51,8 +52,29 @@ int64_t wall_us() {
         .count();
 }
 
+// A live camera: never waits for the pipeline; a frame that finds the queue full is dropped and counted.
+void video_loop(const edge::Options &o, edge::BoundedQueue<edge::Frame> &out, edge::StageStats &stats, Counters &n) {
+    edge::V4l2Camera camera(o.video_device, splitsdk_gen::kInputWidth, splitsdk_gen::kInputHeight);
+    const int channels = splitsdk_gen::kInputChannels == 1 ? 1 : 3;
+    std::vector<uint8_t> pixels;
+    for (uint64_t seq = 0; !g_stop && (o.max_frames < 0 || seq < static_cast<uint64_t>(o.max_frames)); ++seq) {
+        const auto t0 = Clock::now();
+        camera.grab(channels, pixels);
+        edge::Frame f;
+        f.seq = seq;
+        f.capture_us = wall_us();
+        f.name = "video-" + std::to_string(seq);
+        edge::pixels_to_input(pixels.data(), camera.width(), camera.height(), channels, f.input);
+        stats.add("capture", edge::ms_since(t0));
+        ++n.captured;
+        if (!out.try_push(std::move(f))) ++n.dropped;
+    }
+    out.close();
+}
+
 void capture_loop(const edge::Options &o, edge::BoundedQueue<edge::Frame> &out, edge::StageStats &stats,
                   Counters &n) {
+    if (!o.video_device.empty()) return video_loop(o, out, stats, n);
     const std::vector<std::string> names = edge::list_frames(o.frames_dir);
     const auto period = o.realtime_fps > 0 ? std::chrono::duration<double>(1.0 / o.realtime_fps)
                                            : std::chrono::duration<double>(0);

@@ -71,6 +71,10 @@ bool apply(Options &o, const std::string &key, const std::string &v, std::string
         o.frames_dir = v;
         return true;
     }
+    if (key == "video") {
+        o.video_device = v;
+        return true;
+    }
     if (key == "tls_ca" || key == "tls_cert" || key == "tls_key") {
         (key == "tls_ca" ? o.tls_ca : key == "tls_cert" ? o.tls_cert : o.tls_key) = v;
         return true;
@@ -137,7 +141,7 @@ const std::map<std::string, std::string> kValueFlags = {
     {"--frames", "frames"},     {"-n", "count"},                  {"--queue-depth", "queue_depth"},
     {"--threads", "threads"},   {"--realtime-fps", "realtime_fps"}, {"--max-retry-s", "max_retry_s"},
     {"--dump", "dump"},         {"--tls-ca", "tls_ca"},           {"--tls-cert", "tls_cert"},
-    {"--tls-key", "tls_key"},
+    {"--tls-key", "tls_key"},   {"--video", "video"},
 };
 const std::map<std::string, std::string> kSwitches = {
     {"--loop", "loop"}, {"--offline", "offline"}, {"--quiet", "quiet"}};
@@ -146,7 +150,7 @@ const std::map<std::string, std::string> kSwitches = {
 
 const char *usage() {
     return "usage: splitsdk-edge [--config FILE] [--server HOST:PORT] [--device-id ID] [--model PATH]\n"
-           "                     --frames DIR [-n N] [--loop] [--queue-depth N] [--threads N]\n"
+           "                     (--frames DIR | --video /dev/videoN) [-n N] [--loop] [--queue-depth N] [--threads N]\n"
            "                     [--realtime-fps F] [--max-retry-s S] [--dump DIR] [--offline] [--quiet]\n"
            "                     [--tls-ca PEM --tls-cert PEM --tls-key PEM]\n";
 }
@@ -197,8 +201,8 @@ bool parse_options(int argc, char **argv, Options &o, std::string &error, bool &
         error = "TLS needs --tls-cert and --tls-key with --tls-ca (the receiver requires a client certificate)";
         return false;
     }
-    if (o.frames_dir.empty()) {
-        error = "no frame source: pass --frames DIR (or frames = DIR in the config file)";
+    if (o.frames_dir.empty() == o.video_device.empty()) {
+        error = "one frame source: --frames DIR or --video /dev/videoN (or frames/video in the config file)";
         return false;
     }
     return true;

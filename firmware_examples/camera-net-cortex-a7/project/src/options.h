@@ -14,6 +14,7 @@ struct Options {
     std::string device_id;
     std::string model_path;
     std::string frames_dir;       // directory of .pgm/.ppm/.raw/.f32 frames, read in name order
+    std::string video_device;     // or a live V4L2 camera (/dev/videoN)
     long max_frames = -1;         // -n: stop after this many frames (-1: all)
     bool loop = false;            // replay the directory until -n frames or a signal
     int queue_depth = 0;          // bounded queues between capture, infer and send
