@@ -209,12 +209,14 @@ def yolov3_tiny() -> Any:
 def resnet50() -> Any:
     import keras
 
+    _L()  # seeds the random weights
     return keras.applications.ResNet50(weights=None)
 
 
 def mobilenet_v2() -> Any:
     import keras
 
+    _L()  # seeds the random weights
     return keras.applications.MobileNetV2(weights=None)
 
 

@@ -251,26 +251,37 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
         if excess:
             rows.append((excess, -inf, slack / problem.max_error if problem.max_error > 0 else slack))
 
-    h = highspy.Highs()
-    h.silent()
-    for option, value in (
-        ("mip_rel_gap", 0.0),
-        ("mip_abs_gap", 0.0),
-        ("time_limit", float(time_limit_s)),
-        ("mip_feasibility_tolerance", 1e-9),
-        ("primal_feasibility_tolerance", 1e-9),
-        ("small_matrix_value", 1e-12),  # keep small error excesses (the default drops < 1e-9)
-    ):
-        h.setOptionValue(option, value)
-    lower = np.zeros(ncols)
-    h.addVars(ncols, lower, upper)
-    h.changeColsCost(ncols, np.arange(ncols, dtype=np.int32), obj)
-    h.changeColsIntegrality(ma_col, np.arange(ma_col, dtype=np.int32), np.full(ma_col, highspy.HighsVarType.kInteger))
-    for r, lo, hi in rows:
-        idx = np.array(sorted(r), dtype=np.int32)
-        h.addRow(lo, hi, len(idx), idx, np.array([r[i] for i in idx]))
-    h.run()
-    status = h.getModelStatus()
+    # HiGHS now and then ends a model with "Solve error" and solves it on a second try; retry
+    # with presolve off and another seed before giving up
+    status, h = highspy.HighsModelStatus.kNotset, None
+    retries: tuple[dict[str, float | str], ...] = ({}, {"presolve": "off"}, {"presolve": "off", "random_seed": 7})
+    for extra in retries:
+        h = highspy.Highs()
+        h.silent()
+        options: dict[str, float | str] = {
+            "mip_rel_gap": 0.0,
+            "mip_abs_gap": 0.0,
+            "time_limit": float(time_limit_s),
+            "mip_feasibility_tolerance": 1e-9,
+            "primal_feasibility_tolerance": 1e-9,
+            "small_matrix_value": 1e-12,  # keep small error excesses (the default drops < 1e-9)
+            **extra,
+        }
+        for option, value in options.items():
+            h.setOptionValue(option, value)
+        h.addVars(ncols, np.zeros(ncols), upper)
+        h.changeColsCost(ncols, np.arange(ncols, dtype=np.int32), obj)
+        h.changeColsIntegrality(
+            ma_col, np.arange(ma_col, dtype=np.int32), np.full(ma_col, highspy.HighsVarType.kInteger)
+        )
+        for r, lo, hi in rows:
+            idx = np.array(sorted(r), dtype=np.int32)
+            h.addRow(lo, hi, len(idx), idx, np.array([r[i] for i in idx]))
+        h.run()
+        status = h.getModelStatus()
+        if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kOptimal):
+            break
+    assert h is not None
     if status == highspy.HighsModelStatus.kInfeasible:
         return None
     if status != highspy.HighsModelStatus.kOptimal:
