@@ -185,3 +185,13 @@ def test_long_candidate_lists_keep_the_front_the_fastest_and_the_chosen() -> Non
     assert set(range(KEEP_FASTEST)) <= set(kept) and cands.index(chosen) in kept
     best_error = min(c.evaluation.error for c in cands)
     assert any(cands[i].evaluation.error == best_error for i in kept)
+
+
+def test_a_failing_exact_solver_leaves_a_note_not_a_crash() -> None:
+    graph, prof, sens = random_problem_parts(3, 14, BITS)
+    p = PlanProblem(graph, prof, sens, Link(5.0, 10.0), BITS, 10**7, max_error=5.0)
+    plan = make_plan(p, PlanMeta("big"), exact="exhaustive")  # 3^(14 + weight sets) is over the limit
+    assert plan.exact is None
+    assert any(n.startswith("no exact optimum: exhaustive: split") for n in plan.selection["notes"])
+    with pytest.raises(PlanError, match="unknown solver"):
+        make_plan(p, PlanMeta("big"), exact="simplex")

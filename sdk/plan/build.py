@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from splitsdk.errors import PlanError
 from splitsdk.graph.model import LayerGraph
 from splitsdk.plan import exact as exact_mod
 from splitsdk.plan.autosplit import ORIGIN_CLOUD, Candidate, candidate_list, potential_splits, select
@@ -151,15 +152,22 @@ def make_plan(
     if progress is not None:
         progress("baselines", 1, 1)
     exact_rec = None
+    notes = tuple(notes)
     if exact is not None and sel.criterion != "measured-accuracy":
-        solver = {"auto": exact_mod.solve, "milp": exact_mod.milp, "exhaustive": exact_mod.exhaustive}[exact]
-        opt = solver(problem)
-        exact_rec = ExactRecord(
-            solver=opt.solver,
-            split_index=opt.assignment.split_index,
-            total_ms=opt.evaluation.total_ms,
-            gap=exact_mod.gap(sel.chosen.evaluation.total_ms, opt.evaluation.total_ms),
-        )
+        solvers = {"auto": exact_mod.solve, "milp": exact_mod.milp, "exhaustive": exact_mod.exhaustive}
+        if exact not in solvers:
+            raise PlanError(f"exact: unknown solver {exact!r} (known: {', '.join(solvers)})")
+        try:
+            opt = solvers[exact](problem)
+        except PlanError as exc:  # the exact optimum is a report, not the plan: say why it is missing
+            notes = (*notes, f"no exact optimum: {exc}")
+        else:
+            exact_rec = ExactRecord(
+                solver=opt.solver,
+                split_index=opt.assignment.split_index,
+                total_ms=opt.evaluation.total_ms,
+                gap=exact_mod.gap(sel.chosen.evaluation.total_ms, opt.evaluation.total_ms),
+            )
         if progress is not None:
             progress("exact optimum", 1, 1)
     position = cands.index(sel.chosen)
