@@ -56,7 +56,13 @@ def _best(problem: PlanProblem, solve_split: Callable[[int], Assignment | None],
 
 # -- exhaustive ------------------------------------------------------------------------------------
 def exhaustive(problem: PlanProblem, limit: int = 20_000_000) -> ExactResult:
-    """The optimum by enumerating every assignment of every split."""
+    """The optimum by enumerating every assignment of every split (refused up front if a split has
+    more than `limit` assignments)."""
+    nb = len(problem.bits)
+    for k in range(len(problem.order), 0, -1):
+        nvars = len(problem.weight_keys(k)) + k
+        if nb**nvars > limit:
+            raise PlanError(f"exhaustive: split {k} has {nb}^{nvars} assignments, over the limit {limit}; use milp")
     return _best(problem, lambda k: _exhaustive_split(problem, k, limit), "exhaustive")
 
 
