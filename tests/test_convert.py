@@ -186,3 +186,22 @@ def test_onnx_model_is_split_on_the_onnx_graph(tmp_path: Path) -> None:
     # 6-bit transmission of a random-weight chain: the pipeline stays close to the float ONNX model
     assert v.output_rel_mse < 1e-2
     assert v.agreement >= 0.75
+
+
+def test_plan_predicts_the_real_edge_file_size(tmp_path: Path) -> None:
+    # the planner's edge bytes model the TFLite file (kernels, per-channel biases and quantisation
+    # parameters, layer records: the target's quant.model_file): the shipped file agrees within 5%
+    from splitsdk.examples import camera_net
+
+    path = tmp_path / "camera_net.keras"
+    camera_net.build().save(path)
+    for memory in (300_000, 600_000):  # two different splits
+        plan = tmp_path / f"plan{memory}.json"
+        from splitsdk.plan import Constraints, plan_model, save_plan
+        from splitsdk.profile.types import Link
+
+        save_plan(plan_model(str(path), "cortex-a7", Link(3.0, 10.0), Constraints(memory_bytes=memory), exact=None),
+                  plan)
+        report = convert_plan(plan, path, tmp_path / f"b{memory}", samples=4, verify=False)
+        assert report.kind != "CLOUD_ONLY"
+        assert abs(report.size_ratio - 1.0) <= 0.05, (report.edge_tflite_bytes, report.predicted_edge_weight_bytes)

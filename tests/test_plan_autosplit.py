@@ -11,15 +11,23 @@ from splitsdk.plan import exact
 from splitsdk.plan.autosplit import ORIGIN_CLOUD, candidate_list, potential_splits, select
 from splitsdk.plan.problem import Assignment, PlanProblem
 from splitsdk.plan.synthetic import chain, profile_for, random_problem_parts, sensitivity_for
+from splitsdk.profile.targets import ModelFile
 from splitsdk.profile.types import Link
 
 BITS = [2, 4, 8]
 
 
-def _problem(seed: int, n_layers: int, memory_frac: float, max_error: float | None) -> PlanProblem:
+# a runtime whose model file adds per-channel, per-layer, per-output and header bytes (like TFLite's)
+MODEL_FILE = ModelFile(per_channel_bytes=25.0, per_weighted_layer_bytes=40.0, per_layer_bytes=20.0,
+                       per_output_bytes=30.0, base_bytes=100.0)
+
+
+def _problem(
+    seed: int, n_layers: int, memory_frac: float, max_error: float | None, model_file: ModelFile | None = None
+) -> PlanProblem:
     graph, prof, sens = random_problem_parts(seed, n_layers, BITS)
     memory = int(graph.total_weights * memory_frac + graph.input_elements * 1.5)
-    return PlanProblem(graph, prof, sens, Link(5.0, 10.0), BITS, memory, max_error=max_error)
+    return PlanProblem(graph, prof, sens, Link(5.0, 10.0), BITS, memory, max_error=max_error, model_file=model_file)
 
 
 def _recompute_ms(p: PlanProblem, a: Assignment) -> float:
@@ -48,9 +56,12 @@ CASES = (
 )
 
 
-@pytest.mark.parametrize(("seed", "n_layers", "memory_frac", "max_error"), CASES)
-def test_algorithm1_against_exhaustive(seed: int, n_layers: int, memory_frac: float, max_error: float | None) -> None:
-    p = _problem(seed, n_layers, memory_frac, max_error)
+@pytest.mark.parametrize(("seed", "n_layers", "memory_frac", "max_error", "model_file"),
+                         [(*c, None) for c in CASES] + [(*c, MODEL_FILE) for c in CASES[::3]])
+def test_algorithm1_against_exhaustive(
+    seed: int, n_layers: int, memory_frac: float, max_error: float | None, model_file: ModelFile | None
+) -> None:
+    p = _problem(seed, n_layers, memory_frac, max_error, model_file)
     cands = candidate_list(p)
     chosen = select(p, cands).chosen
     ev = p.evaluate(chosen.assignment)
@@ -73,6 +84,22 @@ def test_algorithm1_against_exhaustive(seed: int, n_layers: int, memory_frac: fl
     assert best.evaluation.total_ms <= chosen.evaluation.total_ms + 1e-9
     assert best.evaluation.total_ms == pytest.approx(_recompute_ms(p, best.assignment))
     assert exact.milp(p).evaluation.total_ms == pytest.approx(best.evaluation.total_ms, rel=1e-9)
+
+
+def test_model_file_bytes_are_counted_once_per_weight_set_and_layer() -> None:
+    p = _problem(1, 6, 1.0, None, MODEL_FILE)
+    k = len(p.order)
+    plain = _problem(1, 6, 1.0, None)
+    a = p.uniform(k, 8)
+    edge = [p.graph.layer(n) for n in p.order]
+    keys = {lay.weight_key: lay for lay in edge if lay.quantizable}
+    want = sum(
+        math.ceil(lay.weights - ch) + math.ceil(ch * 25.0 + 40.0)
+        for lay in keys.values()
+        for ch in [int(lay.attrs.get("filters", 0)) if 0 < int(lay.attrs.get("filters", 0)) < lay.weights else 0]
+    ) + math.ceil(100.0 + 20.0 * sum(1 for lay in edge if not lay.quantizable) + 30.0 * len(p.graph.outputs))
+    assert p.evaluate(a).edge_weight_bytes == want
+    assert want > plain.evaluate(plain.uniform(k, 8)).edge_weight_bytes
 
 
 def test_candidate_list_is_sorted_feasible_and_starts_from_cloud_only() -> None:

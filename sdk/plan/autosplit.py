@@ -62,8 +62,8 @@ def potential_splits(problem: PlanProblem) -> list[int]:
 def weight_items(problem: PlanProblem, k: int) -> dict[str, Points]:
     """Problem (8)'s items: one per weight set on the edge, (bytes, summed weight MSE of its users)."""
     return {
-        key: {b: (problem.stored_bytes(w, b), sum(problem.weight_mse(u, b) for u in users)) for b in problem.bits}
-        for key, (w, users) in problem.weight_keys(k).items()
+        key: {b: (problem.key_bytes(key, b), sum(problem.weight_mse(u, b) for u in users)) for b in problem.bits}
+        for key, (_, users) in problem.weight_keys(k).items()
     }
 
 
@@ -87,7 +87,7 @@ def split_candidates(problem: PlanProblem, k: int) -> list[Candidate]:
     """Algorithm 1's inner loops for one potential split: the budget grid and the uniform anchors."""
     steps = problem.live_steps(k)
     keys = problem.weight_keys(k)
-    w_budgets = sorted({sum(problem.stored_bytes(w, b) for w, _ in keys.values()) for b in problem.bits})
+    w_budgets = sorted({sum(problem.key_bytes(key, b) for key in keys) for b in problem.bits})
     a_budgets = sorted({problem.peak_activation_bytes(steps, problem.uniform(k, b).abits) for b in problem.bits})
     w_items, a_items = weight_items(problem, k), activation_items(problem, k)
     found: list[Candidate] = []

@@ -20,7 +20,15 @@ from dataclasses import dataclass, replace
 import networkx as nx
 
 from splitsdk.graph.model import LayerGraph
-from splitsdk.plan.problem import INPUT_BITS, Evaluation, PlanProblem, edge_latency, tensor_bytes
+from splitsdk.plan.problem import (
+    INPUT_BITS,
+    Evaluation,
+    PlanProblem,
+    edge_latency,
+    fixed_model_bytes,
+    tensor_bytes,
+    weight_set_bytes,
+)
 from splitsdk.profile.types import FLOAT_BITS, LatencyProfile, Link
 
 KIND_CLOUD, KIND_EDGE, KIND_SPLIT = "CLOUD_ONLY", "EDGE_ONLY", "SPLIT"
@@ -95,7 +103,8 @@ def evaluate_cut(
     keep = set(crossing) | (set(graph.outputs) if everything else set())
     steps = graph._live_sets(prefix, keep) if prefix else []  # same liveness as live_sets(k)
     peak = max((sum(stored(e, tbits(t)) for t, e in s.items()) for s in steps), default=0)
-    weights = {lay.weight_key: lay.weights for lay in prefix if lay.quantizable}
+    weight_sets = {lay.weight_key: lay for lay in prefix if lay.quantizable}
+    model_file = problem.model_file if problem is not None else None
     error = 0.0
     if problem is not None:
         error = sum(problem.weight_mse(lay.name, bits) + problem.activation_mse(lay.name, bits) for lay in prefix)
@@ -104,7 +113,8 @@ def evaluate_cut(
         transmit_ms=link.transmit_ms(tx),
         cloud_ms=sum(profile.cloud_ms(n) for n in order if n not in on_edge),
         transmit_bytes=tx,
-        edge_weight_bytes=sum(stored(w, bits) for w in weights.values()),
+        edge_weight_bytes=sum(weight_set_bytes(lay, bits, storage, model_file) for lay in weight_sets.values())
+        + fixed_model_bytes(prefix, len(crossing) or len(graph.outputs), model_file),
         peak_activation_bytes=peak,
         error=error,
     )

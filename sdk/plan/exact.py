@@ -116,9 +116,9 @@ def _score(
         else:
             lat += np.array([problem.edge_ms(name, a, a) for a in bits])[ac]
         err += np.array([problem.activation_mse(name, a) for a in bits])[ac]
-    mem = np.zeros(len(grid), dtype=np.int64)
+    mem = np.full(len(grid), problem.fixed_bytes(k), dtype=np.int64)
     for key in key_names:
-        mem += np.array([problem.stored_bytes(keys[key][0], b) for b in bits], dtype=np.int64)[grid[:, key_col[key]]]
+        mem += np.array([problem.key_bytes(key, b) for b in bits], dtype=np.int64)[grid[:, key_col[key]]]
     peak = np.zeros(len(grid), dtype=np.int64)
     for step in problem.live_steps(k):
         total = np.zeros(len(grid), dtype=np.int64)
@@ -231,8 +231,8 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
     mem: dict[int, float] = {ma_col: 1.0}
     for key in ykeys:
         for w in bits:
-            mem[ycol[(key, w)]] = problem.stored_bytes(keys[key][0], w) * mem_scale
-    rows.append((mem, -inf, 1.0 - margin))
+            mem[ycol[(key, w)]] = problem.key_bytes(key, w) * mem_scale
+    rows.append((mem, -inf, 1.0 - margin - problem.fixed_bytes(k) * mem_scale))
     upper = np.ones(ncols)
     upper[ma_col] = inf
     if problem.max_error is not None:

@@ -94,7 +94,9 @@ def plan_model(
     )
     memory = constraints.memory_bytes or edge_t.device.app_memory_bytes
     storage = {b: edge_t.quant.storage_bits(b) for b in [*bits, FLOAT_BITS]}
-    problem = PlanProblem(graph, profile, sens, link, bits, memory, storage_bits=storage)
+    problem = PlanProblem(
+        graph, profile, sens, link, bits, memory, storage_bits=storage, model_file=edge_t.quant.model_file
+    )
     problem.max_error = constraints.max_error if constraints.max_error is not None else default_max_error(problem)
 
     notes = []

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from splitsdk.errors import PlanError
-from splitsdk.graph.model import LayerGraph, SplitCandidate
+from splitsdk.graph.model import Layer, LayerGraph, SplitCandidate
+from splitsdk.profile.targets import ModelFile
 from splitsdk.profile.types import FLOAT_BITS, LatencyProfile, Link
 from splitsdk.quant.types import Sensitivity
 
@@ -84,6 +85,28 @@ class Evaluation:
         return self.edge_weight_bytes + self.peak_activation_bytes
 
 
+def weight_set_bytes(layer: Layer, bits: int, storage: Mapping[int, int], model_file: ModelFile | None) -> int:
+    """Device bytes of one weight set: the kernel at its storage width, plus, where the runtime's model
+    file says so, per-channel biases and quantisation parameters and the layer's records."""
+    sbits = storage.get(bits, bits)
+    if model_file is None:
+        return tensor_bytes(layer.weights, sbits)
+    channels = int(layer.attrs.get("filters", 0))
+    channels = channels if 0 < channels < layer.weights else 0
+    extra = channels * model_file.per_channel_bytes + model_file.per_weighted_layer_bytes
+    return tensor_bytes(layer.weights - channels, sbits) + math.ceil(extra)
+
+
+def fixed_model_bytes(edge_layers: Sequence[Layer], n_outputs: int, model_file: ModelFile | None) -> int:
+    """The bit-independent part of an edge model file: weightless layers' records, outputs, header."""
+    if model_file is None or not edge_layers:
+        return 0
+    others = sum(1 for lay in edge_layers if not lay.quantizable)
+    return math.ceil(
+        model_file.base_bytes + others * model_file.per_layer_bytes + n_outputs * model_file.per_output_bytes
+    )
+
+
 @dataclass
 class PlanProblem:
     """The inputs of a planning run, checked, with per-split facts precomputed.
@@ -103,10 +126,12 @@ class PlanProblem:
     memory_bytes: int
     max_error: float | None = None
     storage_bits: Mapping[int, int] = field(default_factory=dict)
+    model_file: ModelFile | None = None  # the runtime's model file overheads (None: weights alone)
     order: list[str] = field(init=False)
     candidates: list[SplitCandidate] = field(init=False)
     _live: dict[int, list[dict[str, int]]] = field(init=False, default_factory=dict, repr=False)
     _keys: dict[int, dict[str, tuple[int, tuple[str, ...]]]] = field(init=False, default_factory=dict, repr=False)
+    _key_users: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.memory_bytes <= 0:
@@ -123,6 +148,10 @@ class PlanProblem:
             raise PlanError(f"constraints.max_error: must be >= 0, got {self.max_error}")
         self.order = self.graph.topological_order()
         self.candidates = self.graph.split_candidates()
+        for name in self.order:
+            layer = self.graph.layer(name)
+            if layer.quantizable:
+                self._key_users[layer.weight_key] = (*self._key_users.get(layer.weight_key, ()), name)
         self._check_inputs()
 
     # -- validation ---------------------------------------------------------------------------
@@ -212,8 +241,22 @@ class PlanProblem:
             default=0,
         )
 
+    def key_bytes(self, key: str, bits: int) -> int:
+        """Bytes the weight set `key` takes on the device at `bits` (its first user stands for all)."""
+        users = self._key_users[key]
+        return weight_set_bytes(self.graph.layer(users[0]), bits, self.storage_bits, self.model_file)
+
+    def fixed_bytes(self, k: int) -> int:
+        """Bit-independent bytes of split k's edge model file (layer records, outputs, header)."""
+        if k == 0:
+            return 0
+        n_out = len(self.candidates[k].crossing) or len(self.graph.outputs)
+        return fixed_model_bytes([self.graph.layer(n) for n in self.order[:k]], n_out, self.model_file)
+
     def weight_bytes(self, k: int, wbits: Mapping[str, int]) -> int:
-        return sum(self.stored_bytes(w, wbits[users[0]]) for w, users in self.weight_keys(k).values())
+        return sum(self.key_bytes(key, wbits[users[0]]) for key, (_, users) in self.weight_keys(k).items()) + (
+            self.fixed_bytes(k)
+        )
 
     def evaluate(self, a: Assignment) -> Evaluation:
         """Latency (eq. 1), memory and error proxy of an assignment; checks it is complete and consistent."""

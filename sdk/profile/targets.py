@@ -75,6 +75,24 @@ class ComputeMode:
 
 
 @dataclass(frozen=True)
+class ModelFile:
+    """What the runtime's model file holds beyond the kernels (bytes, fitted on converted files).
+
+    A weighted layer stores its kernel at the weights' storage width plus, per output channel, a
+    bias of `bias_bits` and its quantisation parameters (`per_channel_bytes` in all), plus the
+    tensor and operator records (`per_weighted_layer_bytes`); any other layer costs
+    `per_layer_bytes`, each model output `per_output_bytes`, the file itself `base_bytes`. The
+    runtime maps the file into memory, so this is also what the edge weights cost in RAM.
+    """
+
+    per_channel_bytes: float
+    per_weighted_layer_bytes: float
+    per_layer_bytes: float
+    per_output_bytes: float
+    base_bytes: float
+
+
+@dataclass(frozen=True)
 class QuantSupport:
     """Which bit widths the planner may pick on this device and what they cost.
 
@@ -91,6 +109,7 @@ class QuantSupport:
     runtime: str
     modes: tuple[ComputeMode, ...]
     unsupported: tuple[str, ...] = ()
+    model_file: ModelFile | None = None  # None: weights are stored alone, biases at the weights' width
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -372,12 +391,24 @@ class _Reader:
             runtime=self.get(q, "runtime", str, p),
             modes=modes,
             unsupported=self.strings(q, "unsupported", p),
+            model_file=self.model_file(self.section(q, "model_file", p)) if "model_file" in q else None,
         )
         try:
             qs.mode_for(qs.native_weights, qs.native_activations)
         except TargetError as exc:
             raise self.fail("quant.native", str(exc)) from exc
         return qs
+
+    def model_file(self, m: dict[str, Any]) -> ModelFile:
+        p = "quant.model_file."
+        fields = ("per_channel_bytes", "per_weighted_layer_bytes", "per_layer_bytes", "per_output_bytes", "base_bytes")
+        values = {}
+        for key in fields:
+            val = self.get(m, key, float, p)
+            if val < 0:
+                raise self.fail(p + key, f"must be >= 0, got {val}")
+            values[key] = float(val)
+        return ModelFile(**values)
 
     def mode(self, m: Any, i: int) -> ComputeMode:
         p = f"quant.modes[{i}]."
