@@ -62,8 +62,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child, args.samples, args.uplink)))
         return
-    print(f"| model | plan (split / layers, sent) | plan s | convert s | peak RSS GB | edge.tflite bytes | "
-          f"predicted edge bytes | ratio | output MSE | float simulation | error proxy |")
+    print("| model | plan (split / layers, sent) | plan s | convert s | peak RSS GB | edge.tflite bytes | "
+          "predicted edge bytes | ratio | output MSE | float simulation | error proxy |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         proc = subprocess.run([sys.executable, __file__, "--child", name, "--samples", str(args.samples),
@@ -73,7 +73,8 @@ def main() -> None:
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         sent = ", ".join(f"{t}@{b}b" for t, b in r["crossing"])
-        print(f"| {name} | {r['kind']} {r['split']}/{r['layers']} ({sent}) | {r['plan_s']:.1f} | {r['convert_s']:.1f} | "
+        print(f"| {name} | {r['kind']} {r['split']}/{r['layers']} ({sent}) | {r['plan_s']:.1f} | "
+              f"{r['convert_s']:.1f} | "
               f"{r['peak_rss_gb']:.2f} | {r['edge_bytes']:,} | {r['predicted_bytes']:,} | "
               f"{r['edge_bytes'] / max(r['predicted_bytes'], 1):.3f} | {r['mse']:.3g} | {r['simulated']:.3g} | "
               f"{r['proxy']:.3g} |")

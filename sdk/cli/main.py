@@ -12,7 +12,23 @@ from splitsdk import __version__
 from splitsdk.errors import SplitSdkError
 
 # Subcommand modules under splitsdk.cli, in the order `--help` lists them.
-COMMANDS = ["cmd_inspect", "cmd_serve", "cmd_certs", "cmd_edge_sim", "cmd_plan", "cmd_report", "cmd_convert", "cmd_targets", "cmd_generate", "cmd_build", "cmd_emulate", "cmd_verify", "cmd_image", "cmd_camera", "cmd_flash"]
+COMMANDS = [
+    "cmd_inspect",
+    "cmd_serve",
+    "cmd_certs",
+    "cmd_edge_sim",
+    "cmd_plan",
+    "cmd_report",
+    "cmd_convert",
+    "cmd_targets",
+    "cmd_generate",
+    "cmd_build",
+    "cmd_emulate",
+    "cmd_verify",
+    "cmd_image",
+    "cmd_camera",
+    "cmd_flash",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
