@@ -107,7 +107,8 @@ def load_firmware(path: str | Path) -> Firmware:
         raise ToolchainError(f"{root / FIRMWARE_FILE}: unreadable: {exc!r}") from None
 
 
-def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
+def run_tool(cmd: list[str], what: str, cwd: Path | None = None) -> str:
+    """Run a host tool; a missing tool or a failure ends in one ToolchainError line."""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, check=False)
     except FileNotFoundError:
@@ -153,8 +154,8 @@ def compile_project(
     ]
     if tflite_root is not None:
         cmd.append(f"-DTFLITE_ROOT={tflite_root.resolve()}")
-    _run(cmd, f"cmake configure ({project.root})")
-    _run(["cmake", "--build", str(build_dir), "-j", str(jobs)], f"cmake build ({project.root})")
+    run_tool(cmd, f"cmake configure ({project.root})")
+    run_tool(["cmake", "--build", str(build_dir), "-j", str(jobs)], f"cmake build ({project.root})")
     binary = build_dir / BINARY
     if not binary.is_file():
         raise ToolchainError(f"cmake build ({project.root}) produced no {BINARY}")
@@ -164,7 +165,7 @@ def compile_project(
 def compiler_runtime_dirs(target: Target) -> list[Path]:
     """Where the cross compiler keeps its own runtimes (libasan, libubsan) that the sysroot lacks."""
     assert target.toolchain is not None
-    out = _run([f"{target.toolchain.triple}-gcc", "-print-file-name=libasan.so"], "locating the compiler runtimes")
+    out = run_tool([f"{target.toolchain.triple}-gcc", "-print-file-name=libasan.so"], "locating the compiler runtimes")
     path = Path(out.strip())
     return [path.resolve().parent] if path.is_absolute() and path.exists() else []
 
@@ -175,7 +176,7 @@ def needed_libraries(binary: Path, libdir: Path, extra_dirs: list[Path] | None =
     found: dict[str, Path] = {}
     todo = [binary]
     while todo:
-        out = _run(["readelf", "-d", str(todo.pop())], "readelf")
+        out = run_tool(["readelf", "-d", str(todo.pop())], "readelf")
         for line in out.splitlines():
             if "(NEEDED)" in line and "[" in line:
                 name = line.rsplit("[", 1)[1].rstrip("]")
@@ -191,7 +192,7 @@ def needed_libraries(binary: Path, libdir: Path, extra_dirs: list[Path] | None =
 
 def _strip(target: Target, src: Path, dst: Path) -> None:
     assert target.toolchain is not None
-    _run([f"{target.toolchain.triple}-strip", "--strip-unneeded", "-o", str(dst), str(src)], "strip")
+    run_tool([f"{target.toolchain.triple}-strip", "--strip-unneeded", "-o", str(dst), str(src)], "strip")
 
 
 def _dir_bytes(root: Path) -> int:

@@ -14,11 +14,11 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from splitsdk.codegen.build import run_tool as _run
 from splitsdk.codegen.sysroot import KEYRING, cache_root
 from splitsdk.errors import ToolchainError
 
@@ -42,17 +42,6 @@ class Userland:
 def camera_cache() -> Path:
     """Beside the sysroots: `.cache/camera` in a checkout, else ~/.cache/splitsdk/camera."""
     return cache_root().parent / "camera"
-
-
-def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, check=False)
-    except FileNotFoundError:
-        raise ToolchainError(f"{what}: '{cmd[0]}' is not installed (run `make setup`)") from None
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-4:]
-        raise ToolchainError(f"{what} failed: {' | '.join(tail)}")
-    return proc.stdout
 
 
 def _apt_flags(u: Userland, apt: Path) -> list[str]:

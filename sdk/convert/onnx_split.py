@@ -12,16 +12,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from splitsdk.convert.tflite import ConvertError
+from splitsdk.convert.tflite import ConvertError, convert_int8, run_converter
 from splitsdk.graph import LayerGraph
 from splitsdk.quant import quantize_symmetric
-from splitsdk.quiet import quiet
 
 ONNX2TF_CALIB = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
@@ -98,22 +96,8 @@ def saved_model_to_tflite(saved: Path, calib: list[np.ndarray] | None) -> bytes:
 
     conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
     if calib is not None:
-        n = len(calib[0])
-
-        def representative() -> Iterator[list[np.ndarray]]:
-            for i in range(n):
-                yield [x[i : i + 1].astype(np.float32) for x in calib]
-
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = representative
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_output_type = tf.int8
-    try:
-        with quiet():
-            return bytes(conv.convert())
-    except Exception as exc:
-        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        raise ConvertError(f"{saved}: TFLite conversion failed: {first}") from exc
+        return convert_int8(conv, calib, str(saved))
+    return run_converter(conv, str(saved))
 
 
 def convert_onnx_halves(

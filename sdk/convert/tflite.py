@@ -32,7 +32,14 @@ class TensorQuant:
 
 
 def to_int8_tflite(model: Any, calib: list[np.ndarray]) -> bytes:
-    """Convert with full-integer int8 kernels; `calib` holds one array per model input (N, ...)."""
+    """Convert a Keras model with full-integer int8 kernels; `calib` holds one array per input (N, ...)."""
+    import tensorflow as tf
+
+    return convert_int8(tf.lite.TFLiteConverter.from_keras_model(model), calib, f"'{model.name}'")
+
+
+def convert_int8(conv: Any, calib: list[np.ndarray], what: str) -> bytes:
+    """Run a TFLite converter as full-integer int8 (float input, int8 outputs) on representative data."""
     import tensorflow as tf
 
     n = len(calib[0])
@@ -41,17 +48,20 @@ def to_int8_tflite(model: Any, calib: list[np.ndarray]) -> bytes:
         for i in range(n):
             yield [x[i : i + 1].astype(np.float32) for x in calib]
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_output_type = tf.int8
+    return run_converter(conv, what)
+
+
+def run_converter(conv: Any, what: str) -> bytes:
     try:
         with quiet():
             return bytes(conv.convert())
     except Exception as exc:
         first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        raise ConvertError(f"TFLite int8 conversion of '{model.name}' failed: {first}") from exc
+        raise ConvertError(f"TFLite conversion of {what} failed: {first}") from exc
 
 
 def to_float_tflite(model: Any) -> bytes | None:
