@@ -117,7 +117,7 @@ def latency_png(plan: Plan) -> bytes:
 def bits_png(plan: Plan) -> bytes:
     s = plan.solution
     layers = list(plan.layers)
-    fig, ax = _figure(max(6.0, 0.25 * len(layers) + 2), 3.8)
+    fig, ax = _figure(min(24.0, max(6.0, 0.12 * len(layers) + 2)), 3.8)
     xs = range(len(layers))
     w = [s.weight_bits.get(n, 0) for n in layers]
     a = [s.activation_bits.get(n, 0) for n in layers]
