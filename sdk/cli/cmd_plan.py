@@ -39,6 +39,14 @@ def register(sub: Any) -> None:
     p.add_argument("--calib", help="calibration data (.npz or image folder); random inputs without it")
     p.add_argument("--eval", dest="eval_data", help="labelled evaluation data (.npz with x and y)")
     p.add_argument(
+        "--metric", default="top1", help="accuracy measured on --eval: top1 (default) or lpr_exact (plate match)"
+    )
+    p.add_argument(
+        "--cloud-ops",
+        default="",
+        help="comma-separated layer ops kept in the cloud with all layers after them (e.g. Bidirectional,LSTM)",
+    )
+    p.add_argument(
         "--exact",
         choices=["auto", "milp", "exhaustive", "none"],
         default="auto",
@@ -61,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         memory_bytes=None if args.memory is None else parse_bytes(args.memory),
         max_accuracy_drop=args.max_accuracy_drop,
         max_error=args.max_error,
+        cloud_ops=tuple(op.strip() for op in args.cloud_ops.split(",") if op.strip()),
     )
     with progress_bar("plan", enabled=not args.json) as tick:
         plan = plan_model(
@@ -73,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             eval_data=args.eval_data,
             exact=None if args.exact == "none" else args.exact,
             progress=tick,
+            metric=args.metric,
         )
     save_plan(plan, args.output)
     if args.json:

@@ -1,7 +1,9 @@
 """Measured accuracy drop of a candidate: the edge part fake-quantised in TensorFlow/Keras.
 
 The hook Algorithm 1's selection calls with a labelled evaluation set (`evaluate(candidate) ->
-drop in top-1 accuracy, percentage points`). Edge layers get their kernels quantised symmetric
+drop in accuracy, percentage points`). The accuracy is a metric chosen by name from `METRICS`
+(default top-1; e.g. "lpr_exact", exact plate match through CTC decoding, for the licence-plate reader).
+Edge layers get their kernels quantised symmetric
 per output channel at the candidate's weight bits and their outputs quantised asymmetrically over
 the range calibrated on the calibration data at its activation bits (the same quantisers the
 sensitivity measurement uses); cloud layers run in float. Keras-sourced graphs only.
@@ -9,6 +11,7 @@ sensitivity measurement uses); cloud layers run in float. Keras-sourced graphs o
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -79,9 +82,27 @@ def top1(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(pred == y) * 100.0)
 
 
-def make_evaluator(problem: PlanProblem, eval_set: Any, calib: Any) -> Callable[[Candidate], float]:
-    """An `evaluate(candidate) -> accuracy drop (points)` closure over the evaluation set."""
+Metric = Callable[[np.ndarray, np.ndarray], float]
+"""`metric(outputs of the model's first output, labels) -> accuracy in percent`."""
+
+METRICS: dict[str, Metric] = {"top1": top1}
+METRICS["lpr_exact"] = lambda o, y: importlib.import_module("splitsdk.examples.lpr.metric").lpr_exact(o, y)
+
+
+def get_metric(name: str) -> Metric:
+    """The accuracy metric registered under `name` (PlanError naming the known ones otherwise)."""
+    if name not in METRICS:
+        raise PlanError(f"--metric: unknown accuracy metric {name!r} (known: {', '.join(sorted(METRICS))})")
+    return METRICS[name]
+
+
+def make_evaluator(
+    problem: PlanProblem, eval_set: Any, calib: Any, metric: str = "top1"
+) -> Callable[[Candidate], float]:
+    """An `evaluate(candidate) -> accuracy drop (points)` closure over the evaluation set, in `metric`."""
     from splitsdk.quant import quantize_range
+
+    score = get_metric(metric)
 
     if eval_set.y is None:
         raise DataError(f"{eval_set.origin}: evaluation data has no labels")
@@ -94,7 +115,7 @@ def make_evaluator(problem: PlanProblem, eval_set: Any, calib: Any) -> Callable[
         return v
 
     _replay(problem, calib.x, record)
-    base = top1(_replay(problem, eval_set.x, lambda _n, _t, v: v), eval_set.y)
+    base = score(_replay(problem, eval_set.x, lambda _n, _t, v: v), eval_set.y)
 
     def evaluate(c: Candidate) -> float:
         abits = c.assignment.abits
@@ -106,7 +127,7 @@ def make_evaluator(problem: PlanProblem, eval_set: Any, calib: Any) -> Callable[
             return np.asarray(quantize_range(v, lo[t], hi[t], b))
 
         with _quantised_weights(problem, c.assignment.wbits):
-            acc = top1(_replay(problem, eval_set.x, quant), eval_set.y)
+            acc = score(_replay(problem, eval_set.x, quant), eval_set.y)
         return base - acc
 
     return evaluate

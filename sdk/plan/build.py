@@ -137,8 +137,13 @@ def make_plan(
     exact: str | None = "auto",
     progress: Progress | None = None,
     notes: tuple[str, ...] = (),
+    max_split: int | None = None,
 ) -> Plan:
     """Run Algorithm 1, pick the solution, score the baselines and (optionally) the exact optimum.
+
+    `max_split`: the largest split index the solution may have (layers from there on must stay in the
+    cloud, e.g. ops the edge runtime cannot convert); the baselines and the exact solvers do not see it,
+    so the exact optimum is skipped with a note.
 
     `evaluate(candidate) -> accuracy drop` (same unit as `meta.max_accuracy_drop`) switches the
     selection to measured accuracy; otherwise the error proxy is compared with `problem.max_error`.
@@ -146,13 +151,18 @@ def make_plan(
     skipped with measured accuracy, whose constraint no solver can see.
     """
     cands = candidate_list(problem, None if progress is None else lambda i, n: progress("Algorithm 1", i, n))
+    notes = tuple(notes)
+    if max_split is not None:
+        cands = [c for c in cands if c.assignment.split_index <= max_split]
+        if exact is not None:
+            notes = (*notes, "no exact optimum: the exact solvers cannot restrict the split index")
+            exact = None
     sel = select(problem, cands, evaluate, meta.max_accuracy_drop if evaluate is not None else None)
     drops = {i: d for i, d in sel.measured}
     base = baselines(problem, chain_graph, chain_profile)
     if progress is not None:
         progress("baselines", 1, 1)
     exact_rec = None
-    notes = tuple(notes)
     if exact is not None and sel.criterion != "measured-accuracy":
         solvers = {"auto": exact_mod.solve, "milp": exact_mod.milp, "exhaustive": exact_mod.exhaustive}
         if exact not in solvers:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from splitsdk.errors import DataError, PlanError, TargetError
+from splitsdk.graph import LayerGraph
 from splitsdk.plan.autosplit import Candidate
 from splitsdk.plan.build import PlanMeta, Progress, make_plan
 from splitsdk.plan.problem import PlanProblem
@@ -34,6 +35,7 @@ class Constraints:
     memory_bytes: int | None = None
     max_accuracy_drop: float | None = None
     max_error: float | None = None
+    cloud_ops: tuple[str, ...] = ()  # layer ops (e.g. "Bidirectional") that stay in the cloud, and all after them
 
 
 def default_max_error(problem: PlanProblem) -> float:
@@ -54,8 +56,12 @@ def plan_model(
     exact: str | None = "auto",
     progress: Progress | None = None,
     evaluator: Callable[[Candidate], float] | None = None,
+    metric: str = "top1",
 ) -> Plan:
-    """Plan a model for an edge target: load, profile, measure sensitivity, run the planner."""
+    """Plan a model for an edge target: load, profile, measure sensitivity, run the planner.
+
+    `metric` names the accuracy measured on `eval_data` (`splitsdk.plan.accuracy.METRICS`).
+    """
     from splitsdk.graph import load_graph, model_sha256
     from splitsdk.profile import build_profile, load_target
     from splitsdk.quant import load_dataset, measure_sensitivity
@@ -64,6 +70,9 @@ def plan_model(
         raise PlanError(f"--memory: must be a positive number of bytes, got {constraints.memory_bytes}")
     if constraints.max_accuracy_drop is not None and constraints.max_accuracy_drop < 0:
         raise PlanError(f"--max-accuracy-drop: must be >= 0, got {constraints.max_accuracy_drop}")
+    from splitsdk.plan.accuracy import get_metric
+
+    get_metric(metric)  # an unknown name fails before any work
     edge_t, cloud_t = load_target(target), load_target(cloud)
     if edge_t.role not in ("edge", "any"):
         raise TargetError(f"target '{edge_t.name}' is a {edge_t.role} device, not an edge device")
@@ -76,6 +85,7 @@ def plan_model(
 
     step("loading the model")
     graph = load_graph(model)
+    max_split = _max_split(graph, constraints.cloud_ops)
     chain = load_graph(model, optimize_graph=False)
     sha = model_sha256(model)
     step("profiling")
@@ -119,9 +129,16 @@ def plan_model(
         ev_set = load_dataset(eval_data, shape, samples=10**9)
         if ev_set.y is None:
             raise DataError(f"{eval_data}: evaluation data needs labels (an array 'y' in the .npz)")
-        evaluator = make_evaluator(problem, ev_set, calib=data)
+        evaluator = make_evaluator(problem, ev_set, calib=data, metric=metric)
+        if metric != "top1":
+            notes.append(f"accuracy measured as {metric} on {len(ev_set.x)} labelled samples of {eval_data}")
     if evaluator is not None and constraints.max_accuracy_drop is None:
         raise PlanError("--eval needs --max-accuracy-drop (the largest acceptable drop in top-1 accuracy, in points)")
+    if max_split is not None:
+        notes.append(
+            f"layers of op {'/'.join(constraints.cloud_ops)} stay in the cloud: the split is at most "
+            f"{max_split} ('{problem.order[max_split - 1] if max_split else '(input)'}' the last edge layer)"
+        )
     meta = PlanMeta(
         model_name=graph.name,
         model_sha256=sha,
@@ -139,4 +156,21 @@ def plan_model(
         exact=exact,
         progress=progress,
         notes=tuple(notes),
+        max_split=max_split,
     )
+
+
+def _max_split(graph: LayerGraph, cloud_ops: tuple[str, ...]) -> int | None:
+    """The largest split index that keeps every layer of an op in `cloud_ops` in the cloud (None: no limit).
+
+    Split index k puts the first k layers of the topological order (`PlanProblem.order`) on the edge.
+    """
+    if not cloud_ops:
+        return None
+    ops = [graph.layer(n).op for n in graph.topological_order()]
+    unknown = [op for op in cloud_ops if op not in ops]
+    if unknown:
+        raise PlanError(
+            f"--cloud-ops: no layer of op {', '.join(unknown)} in the model (its ops: {', '.join(sorted(set(ops)))})"
+        )
+    return min(i for i, op in enumerate(ops) if op in cloud_ops)

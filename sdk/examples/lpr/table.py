@@ -1,0 +1,296 @@
+"""The case study's Table 3: the reader run five ways, accuracy / modelled latency / edge model size side by side.
+
+Rows (as in the paper): Float on edge, Float to cloud (CLOUD-ONLY), TQ8 edge-only, AUTO-SPLIT, AUTO-SPLIT with the
+large LSTM. Accuracy is exact plate match on the test set; for the split rows it is measured on the converted
+bundle over the whole test set on the host (`split_pipeline`) and on a subset through the real chain (ARM app
+under qemu-arm -> `splitsdk serve` -> plates read from its SQLite database). Latency is the planner's model for
+the target at the plan's uplink (plan.json's solution and baselines); the QEMU stage times beside it are
+emulation (an x86 host interpreting ARM code), not a Cortex-A7 measurement. Sizes are real file bytes where a
+file exists.
+
+`python -m splitsdk.examples.lpr.table --test T.npz --calib C.npz --frames DIR -n 50 \\
+    --case small MODEL WORKDIR [--case large MODEL WORKDIR] -o table.md`
+(each WORKDIR holds the case's plan.json, bundle/ and firmware/).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from splitsdk.examples.lpr import pipeline as pl
+from splitsdk.examples.lpr.metric import exact_rate, label_strings
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table; `accuracy` in percent (None: not measurable), `edge_bytes` None: nothing on the edge."""
+
+    method: str
+    accuracy: float | None
+    accuracy_how: str
+    modelled_ms: float
+    vs_cloud: float
+    emulated: str
+    edge_bytes: int | None
+    size_how: str
+    fits: str
+    float_accuracy: float | None = None  # the same model in float on the same frames (the goal's reference)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A planned, converted and built model: its Keras file and the folder with plan.json, bundle/, firmware/."""
+
+    name: str
+    model: Path
+    workdir: Path
+
+    @property
+    def plan(self) -> dict[str, Any]:
+        return dict(json.loads((self.workdir / "plan.json").read_text()))
+
+    @property
+    def bundle(self) -> Path:
+        return self.workdir / "bundle"
+
+    @property
+    def firmware(self) -> Path:
+        return self.workdir / "firmware"
+
+
+@dataclass(frozen=True)
+class SplitMeasurement:
+    """A split case measured: host accuracy on the whole test set, QEMU accuracy and agreement on the subset."""
+
+    host_accuracy: float
+    qemu_accuracy: float
+    qemu_frames: int
+    qemu_agrees_with_host: int
+    stages: dict[str, dict[str, float]]
+
+
+def measure_split(case: Case, x: np.ndarray, truth: list[str], frames: Path, n: int, db: Path) -> SplitMeasurement:
+    """Host pipeline over all of `x`; the first `n` PPM frames (test rows 0..n-1) through QEMU and the receiver."""
+    host = pl.host_plates(case.bundle, x)
+    for old in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        old.unlink(missing_ok=True)  # this table's own database from an earlier run
+    run = pl.qemu_plates(case.firmware, case.bundle, frames, db, n)
+    labels = pl.frame_labels(frames)
+    names = sorted(run.plates)
+    index = [int(name.removeprefix("frame_").removesuffix(".ppm")) for name in names]
+    if any(labels[name] != truth[i] for name, i in zip(names, index, strict=True)):
+        raise ValueError(f"{frames}: the frames are not the first rows of the test set")
+    qemu = [run.plates[name] for name in names]
+    return SplitMeasurement(
+        host_accuracy=exact_rate(host, truth) * 100.0,
+        qemu_accuracy=exact_rate(qemu, [labels[name] for name in names]) * 100.0,
+        qemu_frames=len(names),
+        qemu_agrees_with_host=sum(q == host[i] for q, i in zip(qemu, index, strict=True)),
+        stages=run.stages,
+    )
+
+
+def _stage_text(stages: dict[str, dict[str, float]]) -> str:
+    def mean(name: str, digits: int = 0) -> str:
+        return f"{stages[name]['mean_ms']:.{digits}f}" if name in stages else "-"
+
+    return (
+        f"QEMU (emulation): infer {mean('infer')} + pack {mean('pack', 2)} + send/cloud/result {mean('send_result')} ms"
+    )
+
+
+def _split_row(method: str, case: Case, m: SplitMeasurement, n_test: int, cloud_ms: float, ref: float) -> Row:
+    sol = case.plan["solution"]
+    p = sol["predicted"]
+    crossing = ", ".join(f"{c['tensor']} {'x'.join(map(str, c['shape']))} @{c['bits']}b" for c in sol["crossing"])
+    return Row(
+        method=method,
+        accuracy=m.host_accuracy,
+        accuracy_how=(
+            f"host split pipeline, {n_test} frames; QEMU->receiver DB {m.qemu_accuracy:.1f}% on {m.qemu_frames} "
+            f"frames ({m.qemu_agrees_with_host}/{m.qemu_frames} plates equal to the host's); "
+            f"the same model in float {ref:.1f}%"
+        ),
+        modelled_ms=p["total_ms"],
+        vs_cloud=p["total_ms"] / cloud_ms,
+        emulated=f"edge {p['edge_ms']:.1f} + tx {p['transmit_ms']:.1f} + cloud {p['cloud_ms']:.2f}; "
+        + _stage_text(m.stages),
+        edge_bytes=(case.bundle / "edge.tflite").stat().st_size,
+        size_how=f"edge.tflite (int8, split {sol['split_index']}, sends {crossing})",
+        fits="yes",
+        float_accuracy=ref,
+    )
+
+
+def build_rows(
+    small: Case, large: Case | None, test: Path, calib: Path, frames: Path, n: int, workdir: Path
+) -> list[Row]:
+    """Measure everything the table needs and return its rows (large None: that row is marked missing)."""
+    with np.load(test) as d:
+        x, truth = d["x"], label_strings(d["y"])
+    with np.load(calib) as d:
+        cx = d["x"]
+    plan = small.plan
+    base = plan["baselines"]
+    cloud_ms = base["cloud_only"]["predicted"]["total_ms"]
+    float_acc = exact_rate(pl.float_plates(small.model, x), truth) * 100.0
+    tq8_acc = exact_rate(pl.simulated_plates(small.model, x, cx, 8), truth) * 100.0
+    memory = plan["constraints"]["memory_bytes"]
+
+    def modelled(key: str) -> tuple[float, str]:
+        p = base[key]["predicted"]
+        return p["total_ms"], f"edge {p['edge_ms']:.1f} + tx {p['transmit_ms']:.1f} + cloud {p['cloud_ms']:.2f}"
+
+    no_tflite = "TFLite's converter fails on the BiLSTM (TensorList ops), float and int8"
+    e_ms, e_how = modelled("edge_only")
+    c_ms, c_how = modelled("cloud_only")
+    q_ms, q_how = modelled("u8")
+    fits = "yes" if base["edge_only"]["fits"] else "NO"
+    ep = base["edge_only"]["predicted"]
+    edge_mb = (ep["edge_weight_bytes"] + ep["peak_activation_bytes"]) / 1e6
+    rows = [
+        Row(
+            "Float on edge",
+            float_acc,
+            f"float Keras on the host, {len(x)} frames",
+            e_ms,
+            e_ms / cloud_ms,
+            e_how,
+            small.model.stat().st_size,
+            ".keras file (float32)",
+            f"{fits} in memory ({edge_mb:.2f} of {memory / 1e6:.0f} MB); not runnable: {no_tflite}",
+        ),
+        Row(
+            "Float to cloud (CLOUD-ONLY)",
+            float_acc,
+            f"float Keras on the host, {len(x)} frames",
+            c_ms,
+            1.0,
+            c_how,
+            None,
+            "nothing on the edge (sends the 98,304-byte frame)",
+            "yes",
+        ),
+        Row(
+            "TQ8 edge-only",
+            tq8_acc,
+            f"simulated: planner's 8-bit fake quantisation, {len(x)} frames",
+            q_ms,
+            q_ms / cloud_ms,
+            q_how,
+            base["u8"]["predicted"]["edge_weight_bytes"],
+            "modelled weight bytes (no file: int8 conversion fails)",
+            f"memory yes; not runnable: {no_tflite}",
+        ),
+    ]
+    m = measure_split(small, x, truth, frames, n, workdir / "results-small.sqlite")
+    rows.append(_split_row("AUTO-SPLIT", small, m, len(x), cloud_ms, float_acc))
+    if large is None:
+        rows.append(
+            Row(
+                "AUTO-SPLIT, large LSTM",
+                None,
+                "missing: no large weights",
+                float("nan"),
+                float("nan"),
+                "-",
+                None,
+                "-",
+                "-",
+            )
+        )
+    else:
+        ml = measure_split(large, x, truth, frames, n, workdir / "results-large.sqlite")
+        lc = large.plan["baselines"]["cloud_only"]["predicted"]["total_ms"]
+        large_float = exact_rate(pl.float_plates(large.model, x), truth) * 100.0
+        rows.append(_split_row("AUTO-SPLIT, large LSTM", large, ml, len(x), lc, large_float))
+    return rows
+
+
+def markdown(rows: list[Row], title: str) -> str:
+    """The table as Markdown, with a legend of how each figure was obtained under it."""
+    out = [
+        f"### {title}",
+        "",
+        "| method | test accuracy (exact plate) | modelled latency | vs CLOUD-ONLY | edge model | fits / runs |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        acc = "-" if r.accuracy is None else f"{r.accuracy:.1f}%"
+        ms = "-" if np.isnan(r.modelled_ms) else f"{r.modelled_ms:.1f} ms"
+        vs = "-" if np.isnan(r.vs_cloud) else f"{r.vs_cloud:.2f}x"
+        size = "-" if r.size_how == "-" else "0 B" if r.edge_bytes is None else f"{r.edge_bytes:,} B"
+        out.append(f"| {r.method} | {acc} | {ms} | {vs} | {size} | {r.fits} |")
+    out += ["", "How each figure was obtained:", ""]
+    for r in rows:
+        out.append(f"- **{r.method}**: accuracy: {r.accuracy_how}; latency: {r.emulated}; size: {r.size_how}.")
+    return "\n".join(out) + "\n"
+
+
+def goal_lines(rows: list[Row]) -> list[str]:
+    """The issue's goal checked: AUTO-SPLIT <= 0.65 x CLOUD-ONLY latency, accuracy within 1 point of float."""
+    by = {r.method: r for r in rows}
+    out = []
+    for name in ("AUTO-SPLIT", "AUTO-SPLIT, large LSTM"):
+        r = by[name]
+        float_acc = r.float_accuracy or 0.0
+        if r.accuracy is None:
+            out.append(f"{name}: missing")
+            continue
+        fast = "met" if r.vs_cloud <= 0.65 else "NOT met"
+        close = "met" if float_acc - r.accuracy <= 1.0 else "NOT met"
+        out.append(
+            f"{name}: {r.vs_cloud:.2f}x CLOUD-ONLY latency (goal <= 0.65x: {fast}); accuracy {r.accuracy:.1f}% "
+            f"vs {float_acc:.1f}% of the same model in float ({r.accuracy - float_acc:+.1f} points; "
+            f"goal within 1: {close})"
+        )
+    return out
+
+
+def plan_line(case: Case) -> str:
+    """What the planner chose for a case, in one line."""
+    plan = case.plan
+    s = plan["solution"]
+    p = s["predicted"]
+    last = s["edge_layers"][-1] if s["edge_layers"] else "(input)"
+    return (
+        f"plan ({case.name} LSTM): {s['kind']} after '{last}', sends {p['transmit_bytes']:,} B per frame; "
+        f"{plan['selection']['evaluated']} candidates measured on the validation set, drop "
+        f"{p['accuracy_drop']} points (limit {plan['constraints']['max_accuracy_drop']})"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print and save the table (Markdown + JSON)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m splitsdk.examples.lpr.table", description=main.__doc__)
+    ap.add_argument("--test", type=Path, required=True, help="test .npz (x, y) from splitsdk.examples.lpr.data")
+    ap.add_argument("--calib", type=Path, required=True, help="calibration .npz (for the TQ8 simulation)")
+    ap.add_argument("--frames", type=Path, required=True, help="PPM frames = the first rows of the test set")
+    ap.add_argument("-n", type=int, required=True, help="frames through QEMU")
+    ap.add_argument("--case", nargs=3, action="append", metavar=("NAME", "MODEL", "WORKDIR"), required=True)
+    ap.add_argument("--title", default="Licence-plate reader on a Cortex-A7 camera at 3 Mbit/s")
+    ap.add_argument("-o", "--output", type=Path, required=True, help="the Markdown file (a .json is written beside)")
+    args = ap.parse_args(argv)
+    cases = {name: Case(name, Path(model), Path(wd)) for name, model, wd in args.case}
+    if "small" not in cases:
+        ap.error("--case small MODEL WORKDIR is required")
+    rows = build_rows(
+        cases["small"], cases.get("large"), args.test, args.calib, args.frames, args.n, args.output.parent
+    )
+    lines = goal_lines(rows) + [plan_line(c) for c in cases.values()]
+    text = markdown(rows, args.title) + "\n" + "".join(f"- {line}\n" for line in lines)
+    args.output.write_text(text)
+    args.output.with_suffix(".json").write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
