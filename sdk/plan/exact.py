@@ -165,9 +165,10 @@ def milp(problem: PlanProblem, time_limit_s: float = 60.0) -> ExactResult:
 
 def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment | None:
     """Split k's optimum. Memory and error rows are scaled to O(1) and solved with tolerances of
-    1e-9 (the error limit has a relative tolerance of 1e-7, `PlanProblem.error_limit`); if
-    rounding the binaries still breaks the integer memory limit by a few bytes, that limit is
-    tightened and it is solved again (a margin of at most 1e-5 of M, infeasible beyond that)."""
+    1e-9 (the error limit has a relative tolerance of 1e-7, `PlanProblem.error_limit`); if the
+    answer still breaks a limit by a hair (rounded binaries, error excesses too small for HiGHS),
+    it is solved again with the memory limit tightened (at most 1e-5 of M) and the small excesses
+    reserved from the error slack; infeasible beyond that."""
     for margin in (0.0, 1e-9, 1e-7, 1e-5):
         a = _milp_solve(problem, k, time_limit_s, margin)
         if a is None or problem.feasible(problem.evaluate(a)):
@@ -236,9 +237,12 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
     upper = np.ones(ncols)
     upper[ma_col] = inf
     if problem.max_error is not None:
-        # error row over each layer's excess above its least error, scaled by the threshold: no
-        # tiny coefficients for HiGHS to drop (MSEs span many decades); an option whose excess
-        # alone exceeds the slack is fixed to 0
+        # error row over each layer's excess above its least error, scaled by the threshold; an
+        # option whose excess alone exceeds the slack is fixed to 0. HiGHS drops coefficients
+        # below 1e-9 (and fails on some models when told not to keep them), so excesses that small
+        # are left out; that errs by at most 1e-9 of the threshold per layer, inside ERROR_RTOL on
+        # most models. If the answer still breaks the limit, the retry (margin > 0) reserves their
+        # largest value per layer from the slack: conservative, never optimistic.
         err = {
             j: (problem.weight_mse(n, w) if w > 0 else 0.0) + problem.activation_mse(n, a)
             for (n, w, a), j in col.items()
@@ -247,15 +251,21 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
         slack = problem.error_limit - sum(least.values())
         if slack < 0:
             return None
+        scale = problem.max_error if problem.max_error > 0 else 1.0
+        tiny = 1e-9 * scale
         excess: dict[int, float] = {}
+        reserve: dict[str, float] = {}
         for (name, _, _), j in col.items():
             d = err[j] - least[name]
             if d > slack:
                 upper[j] = 0.0
+            elif d >= tiny:
+                excess[j] = d / scale
             elif d > 0:
-                excess[j] = d / problem.max_error if problem.max_error > 0 else d
+                reserve[name] = max(reserve.get(name, 0.0), d)
         if excess:
-            rows.append((excess, -inf, slack / problem.max_error if problem.max_error > 0 else slack))
+            held = sum(reserve.values()) if margin > 0 else 0.0
+            rows.append((excess, -inf, max(0.0, slack - held) / scale))
 
     # HiGHS now and then ends a model with "Solve error" and solves it on a second try; retry
     # with presolve off and another seed before giving up
@@ -270,7 +280,6 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
             "time_limit": float(time_limit_s),
             "mip_feasibility_tolerance": 1e-9,
             "primal_feasibility_tolerance": 1e-9,
-            "small_matrix_value": 1e-12,  # keep small error excesses (the default drops < 1e-9)
             **extra,
         }
         for option, value in options.items():
