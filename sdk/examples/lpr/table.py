@@ -152,7 +152,7 @@ def build_rows(
     q_ms, q_how = modelled("u8")
     fits = "yes" if base["edge_only"]["fits"] else "NO"
     ep = base["edge_only"]["predicted"]
-    edge_mb = (ep["edge_weight_bytes"] + ep["peak_activation_bytes"]) / 1e6
+    edge_mb = (ep["edge_weight_bytes"] + ep["peak_activation_bytes"]) / 2**20
     rows = [
         Row(
             "Float on edge",
@@ -163,7 +163,7 @@ def build_rows(
             e_how,
             small.model.stat().st_size,
             ".keras file (float32)",
-            f"{fits} in memory ({edge_mb:.2f} of {memory / 1e6:.0f} MB); not runnable: {no_tflite}",
+            f"{fits} in memory ({edge_mb:.2f} of {memory / 2**20:.0f} MiB); not runnable: {no_tflite}",
         ),
         Row(
             "Float to cloud (CLOUD-ONLY)",
@@ -258,10 +258,11 @@ def plan_line(case: Case) -> str:
     s = plan["solution"]
     p = s["predicted"]
     last = s["edge_layers"][-1] if s["edge_layers"] else "(input)"
+    drop = "not measured" if p["accuracy_drop"] is None else f"{p['accuracy_drop']:+.1f} points of exact plate match"
     return (
         f"plan ({case.name} LSTM): {s['kind']} after '{last}', sends {p['transmit_bytes']:,} B per frame; "
-        f"{plan['selection']['evaluated']} candidates measured on the validation set, drop "
-        f"{p['accuracy_drop']} points (limit {plan['constraints']['max_accuracy_drop']})"
+        f"{plan['selection']['evaluated']} candidates measured on the validation set, drop {drop} "
+        f"(limit {plan['constraints']['max_accuracy_drop']})"
     )
 
 
