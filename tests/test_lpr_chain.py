@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from splitsdk.cli.main import main
-from splitsdk.errors import PlanError
+from splitsdk.errors import PlanError, ToolchainError
 from splitsdk.examples.lpr import data, pipeline, weights_path
 from splitsdk.examples.lpr.metric import exact_rate, label_strings, lpr_exact
 from splitsdk.examples.lpr.plate import ALPHABET, BLANK, NUM_CLASSES, encode
@@ -23,6 +24,14 @@ from splitsdk.examples.lpr.table import Case, build_rows, markdown
 from splitsdk.plan.accuracy import METRICS, get_metric
 
 FRAMES = 6  # test frames 0..5 through QEMU and the host pipeline
+CHAIN = [pytest.mark.requires_toolchain, pytest.mark.requires_qemu, pytest.mark.slow]
+
+
+def _chain(test: Any) -> Any:
+    """Mark a test that builds the firmware and runs it under qemu-arm."""
+    for mark in CHAIN:
+        test = mark(test)
+    return test
 
 
 def _one_hot_path(text: str, steps: int = 16) -> np.ndarray:
@@ -109,6 +118,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"dir": d, "calib": calib, "test": test, "frames": frames, "plan": plan, "work": wd}
 
 
+@_chain
 def test_plan_keeps_the_bilstm_in_the_cloud(chain: dict[str, Path]) -> None:
     plan = json.loads(chain["plan"].read_text())
     sol = plan["solution"]
@@ -122,6 +132,7 @@ def test_plan_keeps_the_bilstm_in_the_cloud(chain: dict[str, Path]) -> None:
     assert sol["predicted"]["total_ms"] <= 0.65 * cloud  # the issue's goal, in the planner's model
 
 
+@_chain
 def test_qemu_plates_from_the_receiver_db_equal_the_host_pipeline(chain: dict[str, Path]) -> None:
     with np.load(chain["test"]) as z:
         x, truth = z["x"], label_strings(z["y"])
@@ -135,10 +146,11 @@ def test_qemu_plates_from_the_receiver_db_equal_the_host_pipeline(chain: dict[st
     assert exact_rate(host, truth) >= (FRAMES - 1) / FRAMES  # checked-in weights read this fixed slice
     assert exact_rate(pipeline.float_plates(weights_path("small"), x), truth) >= (FRAMES - 1) / FRAMES
     assert run.counters["results"] == FRAMES and run.stages["infer"]["n"] == FRAMES
-    with pytest.raises(Exception, match="already exists"):
+    with pytest.raises(ToolchainError, match="already exists"):
         pipeline.qemu_plates(work / "firmware", bundle, chain["frames"], chain["dir"] / "results.sqlite")
 
 
+@_chain
 def test_table_rows_from_the_chain(chain: dict[str, Path]) -> None:
     case = Case("small", weights_path("small"), chain["work"])
     rows = build_rows(case, None, chain["test"], chain["calib"], chain["frames"], 3, chain["dir"])
