@@ -1,10 +1,14 @@
 """splitsdk: collaborative edge-cloud DNN inference (AUTO-SPLIT).
 
-The public API is what this module re-exports; submodules not listed here may change.
-Heavy dependencies (TensorFlow, ONNX) are imported lazily by the functions that need them.
+The public API is what this module exports (`__all__`); submodules not listed here may change.
+The stage functions are loaded on first use, so `import splitsdk` stays light (no NumPy or
+TensorFlow until a stage runs).
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from splitsdk.errors import (
     DataError,
@@ -19,6 +23,33 @@ from splitsdk.errors import (
 
 __version__ = "0.1.0"
 
+# public name -> module that defines it, one entry function per stage (DESIGN.md's data flow)
+_LAZY = {
+    "load_graph": "splitsdk.graph",
+    "LayerGraph": "splitsdk.graph",
+    "load_target": "splitsdk.profile",
+    "build_profile": "splitsdk.profile",
+    "Link": "splitsdk.profile.types",
+    "load_dataset": "splitsdk.quant",
+    "measure_sensitivity": "splitsdk.quant",
+    "inspect_model": "splitsdk.inspect",
+    "plan_model": "splitsdk.plan",
+    "Constraints": "splitsdk.plan",
+    "load_plan": "splitsdk.plan",
+    "save_plan": "splitsdk.plan",
+    "convert_plan": "splitsdk.convert",
+    "load_bundle": "splitsdk.wire.bundle",
+    "EdgeClient": "splitsdk.wire.edge",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'splitsdk' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
     "DataError",
     "ModelError",
@@ -29,4 +60,5 @@ __all__ = [
     "UnsupportedLayerError",
     "WireError",
     "__version__",
+    *_LAZY,
 ]
