@@ -96,6 +96,20 @@ def get_metric(name: str) -> Metric:
     return METRICS[name]
 
 
+def calibrated_ranges(problem: Any, x: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+    """Per tensor, the (min, max) its float values take on `x`: the activation quantisers' ranges."""
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+
+    def record(_: str, t: str, v: np.ndarray) -> np.ndarray:
+        lo[t] = min(lo.get(t, np.inf), float(v.min()))
+        hi[t] = max(hi.get(t, -np.inf), float(v.max()))
+        return v
+
+    _replay(problem, x, record)
+    return lo, hi
+
+
 def make_evaluator(
     problem: PlanProblem, eval_set: Any, calib: Any, metric: str = "top1"
 ) -> Callable[[Candidate], float]:
@@ -106,15 +120,7 @@ def make_evaluator(
 
     if eval_set.y is None:
         raise DataError(f"{eval_set.origin}: evaluation data has no labels")
-    lo: dict[str, float] = {}
-    hi: dict[str, float] = {}
-
-    def record(_: str, t: str, v: np.ndarray) -> np.ndarray:
-        lo[t] = min(lo.get(t, np.inf), float(v.min()))
-        hi[t] = max(hi.get(t, -np.inf), float(v.max()))
-        return v
-
-    _replay(problem, calib.x, record)
+    lo, hi = calibrated_ranges(problem, calib.x)
     base = score(_replay(problem, eval_set.x, lambda _n, _t, v: v), eval_set.y)
 
     def evaluate(c: Candidate) -> float:

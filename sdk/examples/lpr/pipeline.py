@@ -41,20 +41,12 @@ def simulated_plates(model_path: str | Path, x: np.ndarray, calib: np.ndarray, b
     over the range seen on `calib`), i.e. what the planner would measure for a uniform EDGE-ONLY candidate.
     """
     from splitsdk.graph import load_graph
-    from splitsdk.plan.accuracy import _quantised_weights, _replay
+    from splitsdk.plan.accuracy import _quantised_weights, _replay, calibrated_ranges
     from splitsdk.quant import quantize_range
 
     graph = load_graph(model_path)
     problem: Any = SimpleNamespace(graph=graph, order=graph.topological_order())
-    lo: dict[str, float] = {}
-    hi: dict[str, float] = {}
-
-    def record(_: str, t: str, v: np.ndarray) -> np.ndarray:
-        lo[t] = min(lo.get(t, np.inf), float(v.min()))
-        hi[t] = max(hi.get(t, -np.inf), float(v.max()))
-        return v
-
-    _replay(problem, calib, record)
+    lo, hi = calibrated_ranges(problem, calib)
     last = graph.outputs[0]
 
     def quant(_: str, t: str, v: np.ndarray) -> np.ndarray:
