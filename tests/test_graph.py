@@ -128,3 +128,24 @@ def test_dropout_is_removed_at_inference() -> None:
     graph = load_graph(keras.Model(x, y))
     assert graph.topological_order() == ["d1", "d2"]
     assert graph.layer("d2").inputs == ["d1"]
+
+
+def test_multi_input_model() -> None:
+    import keras
+
+    img = keras.Input((4, 4, 2), name="img")
+    meta = keras.Input((3,), name="meta")
+    f = keras.layers.GlobalAveragePooling2D(name="gap")(keras.layers.Conv2D(4, 1, name="conv")(img))
+    m = keras.layers.Dense(4, name="mdense")(meta)
+    out = keras.layers.Dense(2, name="out")(keras.layers.Concatenate(name="cat")([f, m]))
+    graph = load_graph(keras.Model([img, meta], out, name="two_inputs"))
+    assert graph.inputs == ["img", "meta"] and graph.input_elements == 32 + 3
+    assert graph.topological_order() == ["conv", "gap", "mdense", "cat", "out"]
+    # the second input crosses until mdense reads it on the edge; while conv runs, img (32), meta (3, to be
+    # sent) and conv's output (64) are live together
+    table = [([x.tensor for x in c.crossing], c.peak_activation_elements) for c in graph.split_candidates()]
+    assert table == [(["img", "meta"], 0), (["meta", "conv"], 99), (["meta", "gap"], 99), (["gap", "mdense"], 99),
+                     (["cat"], 99), ([], 99)]
+    x = [np.ones((1, 4, 4, 2), np.float32), np.ones((1, 3), np.float32)]
+    model = keras.Model([img, meta], out)
+    np.testing.assert_allclose(build_keras(graph)(x), model(x), rtol=1e-5, atol=1e-6)
