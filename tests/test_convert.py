@@ -186,6 +186,12 @@ def test_onnx_model_is_split_on_the_onnx_graph(tmp_path: Path) -> None:
     # 6-bit transmission of a random-weight chain: the pipeline stays close to the float ONNX model
     assert v.output_rel_mse < 1e-2
     assert v.agreement >= 0.75
+    # CLOUD-ONLY: the edge quantises the frame, the whole ONNX model runs in the cloud
+    plan0 = forced_plan(path, tmp_path / "plan0.json", split=0)
+    report0 = convert_plan(plan0, path, tmp_path / "bundle0", samples=8)
+    b0 = load_bundle(tmp_path / "bundle0")
+    assert [(c.tensor, c.shape, c.bits) for c in b0.crossing] == [("img", (8, 8, 3), 8)]
+    assert report0.verification is not None and report0.verification.output_rel_mse < 1e-2
 
 
 def test_plan_predicts_the_real_edge_file_size(tmp_path: Path) -> None:

@@ -144,9 +144,11 @@ def _onnx_halves(model: Path, graph: LayerGraph, sol: Solution, crossing: list[s
         )
         onnx_graph = copy.copy(graph)
         onnx_graph.source = source  # the ONNX model with the emulated low-bit weights
-        runner = activation_runner(onnx_graph, crossing)
+        runner = activation_runner(onnx_graph, crossing) if sol.kind != "CLOUD_ONLY" else None
 
     def reference(x: np.ndarray) -> list[np.ndarray]:
+        if runner is None:  # CLOUD-ONLY: the edge sends the (NHWC) frame itself
+            return [x]
         return [np.moveaxis(o, 1, -1) if o.ndim == 4 else o for o in runner(x)]
 
     def write_cloud(folder: Path) -> None:

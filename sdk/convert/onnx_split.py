@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from splitsdk.convert.tflite import ConvertError, convert_int8, run_converter
+from splitsdk.convert.split import input_quantizer
+from splitsdk.convert.tflite import ConvertError, convert_int8, run_converter, to_int8_tflite
 from splitsdk.graph import LayerGraph
 from splitsdk.quant import quantize_symmetric
 
@@ -107,8 +108,10 @@ def convert_onnx_halves(
     """(int8 edge TFLite, float cloud TFLite) for a cut of an ONNX model."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        if cloud_only:
-            raise ConvertError(f"{model}: CLOUD-ONLY plans of ONNX models are not converted (send the frame as is)")
+        if cloud_only:  # the frame crosses: quantise it on the edge, the whole model runs in the cloud
+            edge = to_int8_tflite(input_quantizer(tuple(calib.shape[1:])), [calib])
+            (work / "cloud").mkdir()
+            return edge, saved_model_to_tflite(onnx_to_saved_model(model, work / "cloud", calib), None)
         edge_onnx = extract(model, graph_inputs, crossing, work / "edge.onnx")
         (work / "edge").mkdir()
         edge_saved = onnx_to_saved_model(edge_onnx, work / "edge", calib)

@@ -31,12 +31,26 @@ def edge_model(graph: LayerGraph, edge_layers: list[str], crossing: list[str], n
     for t in crossing:
         v = values[t]
         if t in inputs:
-            # the raw input crosses: the edge model quantises it with a real op (an identity with a
-            # slope of 1; a plain Identity is pruned by the converter and leaves a float output)
-            v = keras.layers.ReLU(max_value=1e9, negative_slope=1.0, name=f"pass_{_safe(t)}")(v)
+            v = passthrough(v, f"pass_{_safe(t)}")
         outs.append(v)
     model = keras.Model([inputs[t] for t in needed_inputs], outs, name=name)
     return _copy(model)
+
+
+def passthrough(x: Any, name: str) -> Any:
+    """An identity the converter keeps, so a crossing model input leaves the edge model quantised to int8
+    (a plain Identity is pruned and leaves a float output): a ReLU with a slope of 1 on both sides."""
+    import keras
+
+    return keras.layers.ReLU(max_value=1e9, negative_slope=1.0, name=name)(x)
+
+
+def input_quantizer(shape: tuple[int, ...], name: str = "edge") -> Any:
+    """The edge model of a CLOUD-ONLY plan: the frame in, the frame out as int8 after conversion."""
+    import keras
+
+    x = keras.Input(shape=shape, name="frame_in")
+    return keras.Model(x, passthrough(x, "pass_frame"), name=name)
 
 
 def cloud_model(graph: LayerGraph, crossing: list[str], edge_layers: list[str], name: str = "cloud") -> Any:
