@@ -105,11 +105,16 @@ def test_decoder_fuzz_bounded(tmp_path: Path) -> None:
     ]
     for i, msg in enumerate(seeds):
         (corpus / f"seed{i}").write_bytes(wire.encode(msg))
+    # -malloc_limit_mb catches what matters (an allocation sized from unchecked input); the RSS limit
+    # only guards the run: ASan's shadow and quarantine alone reach ~1.2 GB on these machines, so 1 GB
+    # made the run fail with no input at fault. Crash artifacts go to tmp_path, not the working folder.
     proc = subprocess.run(
-        [str(exe), "-max_total_time=20", "-rss_limit_mb=1024", "-max_len=4096", str(corpus)],
+        [str(exe), "-max_total_time=20", "-rss_limit_mb=4096", "-malloc_limit_mb=256", "-max_len=4096",
+         f"-artifact_prefix={tmp_path}/", str(corpus)],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Done" in proc.stderr
