@@ -1,6 +1,7 @@
 """The edge app under emulation against a real `splitsdk serve`: qemu-arm results equal the host-only
 pipeline's, the ASan/UBSan host build runs the whole pipeline clean, a receiver that is down at start
-is retried until it is up, and a receiver's ERROR (wrong plan hash) is reported by the app."""
+is retried until it is up, a receiver's ERROR (wrong plan hash) is reported by the app, and the app's
+stage timings reach the receiver's database in a STATS message."""
 
 from __future__ import annotations
 
@@ -132,6 +133,33 @@ def test_receiver_down_at_start_is_retried_until_it_is_up(base: Path, bundle: Pa
     assert app.returncode == 0, stderr
     assert [r.seq for r in run.results] == [0, 1] and all(r.status == 0 for r in run.results)
     assert run.counters["connect_failures"] >= 2 and run.counters["results"] == 2
+
+
+def test_stage_timings_are_stored_by_the_receiver(base: Path, bundle: Path, tmp_path: Path) -> None:
+    """On a clean exit the ARM app sends the JSON it prints (`stats: ...`) in one STATS message, after
+    its last RESULT; the receiver stores it in device_stats under the camera's device id."""
+    import sqlite3
+
+    fw = load_firmware(shared_firmware(base, bundle, "cortex-a7"))
+    frames = write_frames(tmp_path / "frames", 2)
+    db = tmp_path / "results.sqlite"
+    rows: list[tuple[str, int, str]] = []
+    with Receiver(bundle, db=db) as receiver:
+        run = run_app(fw, app_args(fw, frames, receiver.port, extra=["--device-id", "stats-cam"]))
+        deadline = time.monotonic() + 60  # the receiver does not answer STATS: wait for its commit
+        while not rows and time.monotonic() < deadline:
+            with sqlite3.connect(db) as conn:
+                rows = conn.execute("SELECT device_id, received_at, stats FROM device_stats").fetchall()
+            time.sleep(0.05)
+    assert run.returncode == 0, run.stderr
+    assert "stats not sent" not in run.stderr
+    assert len(rows) == 1, rows
+    device, received_at, text = rows[0]
+    sent = json.loads(text)
+    assert device == "stats-cam" and abs(received_at / 1e6 - time.time()) < 600
+    assert set(sent["stages"]) == STAGES and sent["stages"]["pack"]["n"] == 2
+    assert sent["stages"] == run.stages  # the very numbers the app printed
+    assert {k: v for k, v in sent.items() if k != "stages"} == run.counters and run.counters["results"] == 2
 
 
 def test_wrong_plan_hash_is_reported_by_the_app(base: Path, bundle: Path, tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from splitsdk.errors import BundleError, ReceiverError
 from splitsdk.wire.bundle import Bundle, load_bundle
 from splitsdk.wire.client import AsyncWireClient, ReceiverRefused, WireClient, client_tls_context
 from splitsdk.wire.edge import frame_from_edge_outputs
+from splitsdk.wire.frame import Stats
 
 N_CAMERAS = 200
 
@@ -274,6 +275,8 @@ def _abuse(kind: str, bundle: Bundle) -> tuple[bytes, float]:
     if kind == "wrong_tensors":
         frame = make_frame(bundle, "bad", 0)
         return wire.encode(replace(frame, tensors=frame.tensors[:1])), 0
+    if kind == "stats_not_json":
+        return wire.encode(Stats("stages: capture 1.5 ms", 1, 0)), 0
     if kind == "slow_loris":
         return good[:20], 3.0
     if kind == "truncated":
@@ -293,6 +296,7 @@ def _abuse(kind: str, bundle: Bundle) -> tuple[bytes, float]:
         "wrong_tensors",
         "wrong_version",
         "frame_before_hello",
+        "stats_not_json",
     ],
 )
 def test_bad_client_is_dropped_while_a_good_one_keeps_going(
@@ -347,6 +351,29 @@ def test_bad_client_is_dropped_while_a_good_one_keeps_going(
     assert len(good_results) >= count_at_abuse_end + 3 and all(r.status == 0 for r in good_results)
     if kind != "truncated":
         assert server.receiver.metrics.errors.total() > errors_before
+
+
+def test_stats_message_is_stored_and_frames_go_on(
+    server: ReceiverThread, certs: Path, bundle: Bundle, config: ReceiverConfig
+) -> None:
+    """A camera's STATS (stage timings, JSON) lands in device_stats; it gets no answer, and the
+    connection keeps serving frames with the camera's own sequence numbers."""
+    stats = {"stages": {"capture": {"n": 2, "mean_ms": 1.25}, "infer": {"n": 2, "mean_ms": 9.5}}, "sent": 2}
+    before = server.receiver.metrics.device_stats.value()
+    with connect(server, certs, "cam-1") as client:
+        client.hello("cam-1", bundle.plan_sha256)
+        assert client.send_frame(make_frame(bundle, "cam-1", 0)).seq == 0
+        client.send(Stats(json.dumps(stats), 1, 4242))
+        result = client.send_frame(make_frame(bundle, "cam-1", 1))  # the next reply is this frame's RESULT
+        assert result.seq == 1 and result.status == 0
+    assert server.receiver.metrics.device_stats.value() == before + 1
+    store = ResultStore(config.db)
+    rows = store.stats("cam-1")
+    store.close()
+    assert len(rows) == 1 and json.loads(rows[0][1]) == stats
+    assert abs(rows[0][0] / 1e6 - time.time()) < 300
+    text = urllib.request.urlopen(f"http://127.0.0.1:{server.receiver.metrics_port}/metrics", timeout=5).read()
+    assert b"splitsdk_device_stats_total" in text
 
 
 def test_metrics_and_healthz(server: ReceiverThread, certs: Path, bundle: Bundle) -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from splitsdk import wire
 from splitsdk.wire import DecodeStatus, FrameError, TensorKind, WireTensor
+from splitsdk.wire.frame import MsgType, Stats
 
 u64 = st.integers(0, 2**64 - 1)
 i64 = st.integers(-(2**63), 2**63 - 1)
@@ -38,6 +39,7 @@ messages = st.one_of(
     st.builds(wire.Frame, u64, i64, st.lists(tensors(), max_size=4).map(tuple)),
     st.builds(wire.Result, u64, st.integers(0, 65535), st.binary(max_size=64), i64),
     st.builds(wire.Error, u64, st.integers(0, 65535), st.text(max_size=40), i64),
+    st.builds(Stats, st.text(max_size=40), u64, i64),
 )
 
 
@@ -168,3 +170,24 @@ def test_limits_are_enforced_from_the_prefix() -> None:
 def test_invalid_messages_are_not_encoded(msg: wire.Message) -> None:
     with pytest.raises(wire.FrameError.__mro__[1]):
         wire.encode(msg)
+
+
+def test_stats_round_trip_and_layout() -> None:
+    """STATS has ERROR's body layout with code 0: u16 code, u16 reserved, u32 length, UTF-8 text."""
+    text = '{"stages": {"capture": {"n": 2, "mean_ms": 1.5}}, "sent": 2}'
+    data = wire.encode(Stats(text, 7, 1234))
+    assert data[5] == MsgType.STATS == 5
+    assert data[28:32] == b"\0\0\0\0"
+    assert int.from_bytes(data[32:36], "little") == len(text)
+    msg, used = wire.decode(data)
+    assert used == len(data)
+    assert msg == Stats(text, 7, 1234)
+    assert isinstance(msg, Stats) and msg.data()["stages"]["capture"]["n"] == 2
+    assert wire.peek(data[: wire.PREFIX_LEN]) == (len(data), MsgType.STATS)
+    # a text length past the frame's end is refused before anything is read
+    with pytest.raises(FrameError) as info:
+        wire.decode(_set(data, 32, (len(text) + 1).to_bytes(4, "little")))
+    assert info.value.status == DecodeStatus.LENGTH
+    with pytest.raises(FrameError) as info:
+        wire.decode(_set(data, 5, b"\x06"))
+    assert info.value.status == DecodeStatus.TYPE

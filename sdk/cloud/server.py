@@ -4,8 +4,10 @@ Per connection: HELLO (plan hash checked against the bundle; with TLS the device
 client certificate's common name) -> FRAMEs. Each FRAME is read under limits (the 12-byte prefix is
 validated before the rest is read), unpacked and dequantised by the shared C, and handed to the
 dynamic batcher, whose one worker thread runs the cloud model on the batch, post-processes, and
-commits the batch's results to SQLite in one transaction. Only then is RESULT sent. A bad frame gets
-an ERROR and its connection is closed; other connections are unaffected.
+commits the batch's results to SQLite in one transaction. Only then is RESULT sent. A STATS message
+(the camera's per-stage timings, JSON) is stored in `device_stats` on the same worker thread and
+logged; it gets no answer. A bad frame (a STATS that is not a JSON object included) gets an ERROR and
+its connection is closed; other connections are unaffected.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from splitsdk.cloud.store import ResultStore, StoredResult
 from splitsdk.errors import ReceiverError
 from splitsdk.wire import ErrorCode, FrameError, TensorKind
 from splitsdk.wire.bundle import Bundle
+from splitsdk.wire.frame import Stats
 
 RECEIVER_ID = "splitsdk-receiver"
 
@@ -76,6 +79,9 @@ class Metrics:
             Counter("splitsdk_duplicate_frames_total", "Resent frames answered from the store")
         )
         self.batches: Counter = reg(Counter("splitsdk_batches_total", "Batches run by the cloud model"))
+        self.device_stats: Counter = reg(
+            Counter("splitsdk_device_stats_total", "STATS messages (camera stage timings) stored")
+        )
         reg(Gauge("splitsdk_queue_depth", "Frames waiting for or in the cloud model", depth))
         reg(Gauge("splitsdk_connections", "Open camera connections", connections))
         self.latency: Histogram = reg(Histogram("splitsdk_stage_seconds", "Per-stage latency"))
@@ -200,6 +206,24 @@ class Receiver:
             inputs.append(wire.tensor_to_float(t, c.shape))
         return Job(device_id, msg.seq, msg.timestamp_us, inputs)
 
+    async def _store_stats(self, device_id: str, msg: Stats) -> None:
+        """Check that a STATS body is a JSON object, store it on the store's thread, and log it."""
+        try:
+            data = msg.data()
+        except ValueError as exc:
+            raise ProtocolViolation(ErrorCode.BAD_FRAME, f"bad frame: STATS is not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            kind = type(data).__name__
+            raise ProtocolViolation(ErrorCode.BAD_FRAME, f"bad frame: STATS is not a JSON object ({kind})")
+        try:
+            await self.batcher.run_in_worker(lambda: self._store.put_stats(device_id, msg.json_text))
+        except Exception as exc:
+            event(self.log, "stats_store_failed", logging.ERROR, device=device_id, error=str(exc))
+            raise ProtocolViolation(ErrorCode.INTERNAL, f"storing STATS failed: {exc}") from None
+        self.metrics.device_stats.inc()
+        stages = data.get("stages")
+        event(self.log, "device_stats", device=device_id, stages=sorted(stages) if isinstance(stages, dict) else [])
+
     async def _send(self, writer: asyncio.StreamWriter, msg: wire.Message) -> None:
         writer.write(wire.encode(msg))
         await writer.drain()
@@ -214,6 +238,9 @@ class Receiver:
         while not self.draining:
             self._conns[conn] = False
             msg, _ = await self._read_message(reader, conn)
+            if isinstance(msg, Stats):
+                await self._store_stats(device_id, msg)
+                continue
             t1 = time.perf_counter()
             job = self._to_job(device_id, msg)
             t2 = time.perf_counter()

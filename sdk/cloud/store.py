@@ -3,6 +3,8 @@
 The receiver answers a FRAME only after its result is committed here, so a camera that resends a
 frame after a receiver crash gets the stored result back instead of a duplicate row. All calls come
 from one thread (the receiver's store executor); SQLite's connection is not shared across threads.
+The `device_stats` table keeps each camera's STATS messages (its per-stage timings, JSON), one row
+per message, appended.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ CREATE TABLE IF NOT EXISTS results (
     result      BLOB    NOT NULL,
     PRIMARY KEY (device_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS device_stats (
+    device_id   TEXT    NOT NULL,
+    received_at INTEGER NOT NULL,  -- microseconds since the Unix epoch
+    stats       TEXT    NOT NULL   -- the camera's JSON text, as sent
+);
+CREATE INDEX IF NOT EXISTS device_stats_by_device ON device_stats (device_id, received_at);
 """
 
 
@@ -86,6 +94,18 @@ class ResultStore:
             self._db.execute("ROLLBACK")
             raise
         return out
+
+    def put_stats(self, device_id: str, stats_json: str) -> None:
+        """Append one camera's STATS (already checked to be JSON) with the time it arrived."""
+        self._db.execute("INSERT INTO device_stats VALUES (?, ?, ?)", (device_id, int(time.time() * 1e6), stats_json))
+
+    def stats(self, device_id: str) -> list[tuple[int, str]]:
+        """(received_at µs, JSON text) of a camera's STATS messages, oldest first."""
+        rows = self._db.execute(
+            "SELECT received_at, stats FROM device_stats WHERE device_id=? ORDER BY received_at, rowid",
+            (device_id,),
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])

@@ -35,6 +35,8 @@ int sp_build_lut(float in_scale, int32_t in_zero_point, float scale, int32_t zer
 #define SP_MAX_DEVICE_ID ...
 #define SP_MAX_RANK ...
 
+enum sp_msg_type { SP_MSG_HELLO = 1, SP_MSG_FRAME = 2, SP_MSG_RESULT = 3, SP_MSG_ERROR = 4, SP_MSG_STATS = 5 };
+
 typedef struct sp_limits {
     uint32_t max_frame_bytes;
     uint32_t max_tensors;

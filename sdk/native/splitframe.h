@@ -25,6 +25,9 @@
  *           dims (u32 x rank), payload length (u32), payload
  *   RESULT: status (u16), reserved (u16), result length (u32), result bytes
  *   ERROR : error code (u16), reserved (u16), message length (u32), message (UTF-8)
+ *   STATS : code (u16, 0), reserved (u16), text length (u32), text (UTF-8 JSON: the edge app's
+ *           per-stage timings and counters, sent once before it closes; the receiver stores it
+ *           and does not answer)
  *
  * A reader first reads SP_PREFIX_LEN bytes and calls sp_frame_peek(), which validates magic,
  * version, type and the frame length against the limits, so it knows how much to read (or that it
@@ -49,7 +52,7 @@ extern "C" {
 #define SP_MAX_RANK 8u
 #define SP_TENSOR_FIXED_LEN 16u /* kind..zero point, without dims and payload length */
 
-enum sp_msg_type { SP_MSG_HELLO = 1, SP_MSG_FRAME = 2, SP_MSG_RESULT = 3, SP_MSG_ERROR = 4 };
+enum sp_msg_type { SP_MSG_HELLO = 1, SP_MSG_FRAME = 2, SP_MSG_RESULT = 3, SP_MSG_ERROR = 4, SP_MSG_STATS = 5 };
 
 /* How a tensor's payload is coded: b-bit packed codes (b in 1..8), or plain little-endian values. */
 enum sp_kind { SP_KIND_PACKED = 0, SP_KIND_INT = 1 /* bits 8, 16 or 32, signed */, SP_KIND_FLOAT = 2 /* 32 */ };
@@ -106,7 +109,7 @@ typedef struct sp_message {
     sp_tensor *tensors;
     uint16_t tensor_count;
     uint16_t tensor_capacity;
-    /* RESULT (status, result bytes) and ERROR (code, message) */
+    /* RESULT (status, result bytes), ERROR (code, message) and STATS (0, JSON text) */
     uint16_t status;
     const uint8_t *body;
     uint32_t body_len;

@@ -1,6 +1,6 @@
 """The frame codec of the wire protocol: Python messages <-> bytes through the shared C codec.
 
-Messages are frozen dataclasses (`Hello`, `Frame`, `Result`, `Error`); `encode` and `decode` call
+Messages are frozen dataclasses (`Hello`, `Frame`, `Result`, `Error`, `Stats`); `encode` and `decode` call
 sp_encode / sp_decode in sdk/native/splitframe.c, which validate every length and limit before
 touching the data. A decode failure raises `FrameError`, whose `status` is the C status code.
 """
@@ -8,6 +8,7 @@ touching the data. A decode failure raises `FrameError`, whose `status` is the C
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ class MsgType(enum.IntEnum):
     FRAME = 2
     RESULT = 3
     ERROR = 4
+    STATS = 5
 
 
 class TensorKind(enum.IntEnum):
@@ -142,12 +144,37 @@ class Error:
     timestamp_us: int = 0
 
 
-Message = Hello | Frame | Result | Error
+@dataclass(frozen=True)
+class Stats:
+    """The edge app's per-stage timings and counters as JSON text, sent once before it disconnects.
+
+    The body has ERROR's layout with code 0; the codec does not parse the text (the receiver does).
+    """
+
+    json_text: str
+    seq: int = 0
+    timestamp_us: int = 0
+
+    def data(self) -> Any:
+        """The parsed JSON; raises ValueError (json.JSONDecodeError) when the text is not JSON."""
+        return json.loads(self.json_text)
+
+
+Message = Hello | Frame | Result | Error | Stats
 
 
 def _fill_header(c: Any, msg: Message) -> None:
     c.seq = msg.seq
     c.timestamp_us = msg.timestamp_us
+
+
+def _flat_body(msg: Result | Error | Stats) -> tuple[bytes, MsgType, int]:
+    """(body bytes, type, status/code) of the messages that share the status + length + bytes layout."""
+    if isinstance(msg, Result):
+        return msg.body, MsgType.RESULT, msg.status
+    if isinstance(msg, Error):
+        return msg.message.encode("utf-8", errors="surrogateescape"), MsgType.ERROR, msg.code
+    return msg.json_text.encode("utf-8", errors="surrogateescape"), MsgType.STATS, 0
 
 
 def encode(msg: Message) -> bytes:
@@ -187,9 +214,7 @@ def encode(msg: Message) -> bytes:
         c.tensors = ts
         c.tensor_count = len(msg.tensors)
     else:
-        c.type = MsgType.RESULT if isinstance(msg, Result) else MsgType.ERROR
-        body = msg.body if isinstance(msg, Result) else msg.message.encode("utf-8", errors="surrogateescape")
-        c.status = msg.status if isinstance(msg, Result) else msg.code
+        body, c.type, c.status = _flat_body(msg)
         keep.append(ffi.from_buffer(body))
         c.body = keep[-1]
         c.body_len = len(body)
@@ -256,8 +281,10 @@ def decode(buf: bytes | bytearray | memoryview, limits: Limits = Limits()) -> tu
         msg = Frame(seq, ts, tuple(items))
     elif c.type == MsgType.RESULT:
         msg = Result(seq, int(c.status), span(c.body, c.body_len), ts)
-    else:
+    elif c.type == MsgType.ERROR:
         msg = Error(seq, int(c.status), span(c.body, c.body_len).decode("utf-8", errors="surrogateescape"), ts)
+    else:
+        msg = Stats(span(c.body, c.body_len).decode("utf-8", errors="surrogateescape"), seq, ts)
     return msg, int(consumed[0])
 
 

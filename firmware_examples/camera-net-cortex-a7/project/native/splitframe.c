@@ -231,6 +231,7 @@ static uint64_t body_size(const sp_message *msg) {
     }
     case SP_MSG_RESULT:
     case SP_MSG_ERROR:
+    case SP_MSG_STATS:
         if (msg->body_len != 0u && msg->body == NULL) {
             return UINT64_MAX;
         }
@@ -304,7 +305,7 @@ sp_status sp_encode(const sp_message *msg, uint8_t *out, size_t cap, size_t *wri
             p += t->payload_len;
         }
         break;
-    default: /* RESULT, ERROR */
+    default: /* RESULT, ERROR, STATS */
         put_u16(p, msg->status);
         put_u16(p + 2, 0);
         put_u32(p + 4, msg->body_len);
@@ -334,7 +335,7 @@ sp_status sp_frame_peek(const uint8_t *buf, size_t len, const sp_limits *limits,
     if (buf[4] != SP_VERSION) {
         return SP_E_VERSION;
     }
-    if (buf[5] < SP_MSG_HELLO || buf[5] > SP_MSG_ERROR) {
+    if (buf[5] < SP_MSG_HELLO || buf[5] > SP_MSG_STATS) {
         return SP_E_TYPE;
     }
     const uint32_t flen = get_u32(buf + 8);
@@ -432,7 +433,7 @@ static sp_status decode_body(cursor *c, const sp_limits *limits, sp_message *msg
         }
         return SP_OK;
     }
-    default: /* RESULT, ERROR */
+    default: /* RESULT, ERROR, STATS */
         if ((p = take(c, 8)) == NULL) {
             return SP_E_LENGTH;
         }

@@ -323,4 +323,32 @@ Result Link::send_frame(uint64_t seq, int64_t capture_us, const std::vector<Pack
     }
 }
 
+bool Link::send_stats(int64_t now_us, const std::string &json, std::string &why) {
+    if (fd_ < 0) {
+        why = "not connected";
+        return false;
+    }
+    sp_message msg{};
+    msg.type = SP_MSG_STATS;
+    msg.seq = 0;  // not a frame: the frames' sequence numbers are untouched
+    msg.timestamp_us = now_us;
+    msg.status = 0;
+    msg.body = reinterpret_cast<const uint8_t *>(json.data());
+    msg.body_len = static_cast<uint32_t>(json.size());
+    std::vector<uint8_t> buf(sp_encoded_size(&msg));
+    size_t written = 0;
+    if (buf.empty() || sp_encode(&msg, buf.data(), buf.size(), &written) != SP_OK) {
+        why = "cannot encode STATS";
+        return false;
+    }
+    try {
+        write_all(buf.data(), written);
+    } catch (const ConnectionLost &e) {
+        why = e.what();
+        close_socket();
+        return false;
+    }
+    return true;
+}
+
 }  // namespace edge

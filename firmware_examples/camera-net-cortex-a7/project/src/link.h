@@ -50,6 +50,11 @@ class Link {
     // std::runtime_error when connecting failed for longer than max_retry_s or on stop.
     Result send_frame(uint64_t seq, int64_t capture_us, const std::vector<PackedTensor> &tensors);
 
+    // Best effort, once before closing: send the app's per-stage timings (JSON) in a STATS message on
+    // the open connection; the receiver stores it and does not answer. Never (re)connects for it.
+    // Returns false with `why` set when there is no connection or the write fails.
+    bool send_stats(int64_t now_us, const std::string &json, std::string &why);
+
     uint64_t reconnects() const { return reconnects_; }
     uint64_t connect_failures() const { return connect_failures_; }
 

@@ -6,7 +6,8 @@
 //            plan's bits (the shared splitpack C);
 //   send     (the main thread) sends one FRAME per image and waits for its RESULT, reconnecting with
 //            backoff when the receiver goes away.
-// Per-stage timings and counters are printed on exit (also on SIGINT/SIGTERM).
+// Per-stage timings and counters are printed on exit (also on SIGINT/SIGTERM); on a clean exit the
+// same JSON goes to the receiver in one STATS message before the connection closes (best effort).
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -191,6 +192,18 @@ int main(int argc, char **argv) {
     unsigned long long reconnects = 0, connect_failures = 0;
     int rc = 0;
     const auto t_start = Clock::now();
+    std::string stats_json;  // built once, at the end: the same text is sent and printed
+    auto final_stats = [&]() -> const std::string & {
+        if (stats_json.empty()) {
+            const std::map<std::string, unsigned long long> counters = {
+                {"captured", n.captured}, {"dropped", n.dropped},       {"inferred", n.inferred},
+                {"sent", n.sent},         {"results", n.results},       {"reconnects", reconnects},
+                {"connect_failures", connect_failures}};
+            stats.add("total", edge::ms_since(t_start));
+            stats_json = stats.json(counters);
+        }
+        return stats_json;
+    };
     try {
         edge::EdgeModel model(o.model_path, o.threads, !o.offline);
         edge::Link link(o.server_host, o.server_port, o.device_id, o.max_retry_s, {o.tls_ca, o.tls_cert, o.tls_key},
@@ -233,6 +246,9 @@ int main(int argc, char **argv) {
         connect_failures = link.connect_failures();
         if (capture_error) std::rethrow_exception(capture_error);
         if (infer_error) std::rethrow_exception(infer_error);
+        std::string why;
+        if (!o.offline && n.results > 0 && !link.send_stats(wall_us(), final_stats(), why))
+            std::fprintf(stderr, "splitsdk-edge: stats not sent to the receiver: %s\n", why.c_str());
     } catch (const edge::ReceiverRefused &e) {
         std::fprintf(stderr, "splitsdk-edge: error: %s\n", e.what());
         rc = 3;
@@ -241,10 +257,6 @@ int main(int argc, char **argv) {
         rc = 1;
     }
     // Timings and counters on every exit, errors included: what was done before it went wrong.
-    const std::map<std::string, unsigned long long> counters = {
-        {"captured", n.captured}, {"dropped", n.dropped}, {"inferred", n.inferred},        {"sent", n.sent},
-        {"results", n.results},   {"reconnects", reconnects}, {"connect_failures", connect_failures}};
-    stats.add("total", edge::ms_since(t_start));
-    stats.print(stdout, counters);
+    stats.print(stdout, final_stats());
     return rc;
 }
