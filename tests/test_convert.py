@@ -13,9 +13,10 @@ from plan_factory import forced_plan, make_plan
 
 from splitsdk.convert import ConvertError, convert_plan
 from splitsdk.convert.split import cloud_model, edge_model
-from splitsdk.convert.tflite import keras_outputs, match_outputs, to_int8_tflite
+from splitsdk.convert.tflite import match_outputs, to_int8_tflite
 from splitsdk.errors import PlanError
 from splitsdk.graph import build_keras, load_graph
+from splitsdk.graph.keras_import import call_outputs
 from splitsdk.wire.bundle import load_bundle
 
 import model_zoo
@@ -125,7 +126,7 @@ def test_outputs_are_matched_by_value_not_assumed_in_order() -> None:
     orders = {}
     for name, model in (("ab", keras.Model(x, [a, b])), ("ba", keras.Model(x, [b, a]))):
         content = to_int8_tflite(model, [data])
-        want = keras_outputs(model, [data[:4]])
+        want = call_outputs(model, [data[:4]])
         order = match_outputs(want, content, [data[:4]])
         orders[name] = order
         got = run_tflite(content, [data[:4]])

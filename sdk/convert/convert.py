@@ -27,7 +27,6 @@ from splitsdk.convert.split import cloud_model, edge_model, fake_quantize_weight
 from splitsdk.convert.tflite import (
     ConvertError,
     io_details,
-    keras_outputs,
     match_outputs,
     to_float_tflite,
     to_int8_tflite,
@@ -35,6 +34,7 @@ from splitsdk.convert.tflite import (
 from splitsdk.convert.verify import Verification, simulate, verify_bundle
 from splitsdk.errors import PlanError
 from splitsdk.graph import LayerGraph, load_graph, model_sha256
+from splitsdk.graph.keras_import import call_outputs
 from splitsdk.plan.schema import Plan, Solution, load_plan
 from splitsdk.profile import load_target
 from splitsdk.quant import load_dataset
@@ -124,7 +124,7 @@ def _keras_halves(graph: LayerGraph, sol: Solution, crossing: list[str], calib: 
 
     return Halves(
         edge=to_int8_tflite(edge, [calib]),
-        edge_reference=lambda x: keras_outputs(edge, [x]),
+        edge_reference=lambda x: call_outputs(edge, [x]),
         write_cloud=write_cloud,
         cloud_name="cloud.keras",
         emulated=emulated,

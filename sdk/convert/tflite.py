@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from splitsdk.errors import SplitSdkError
+from splitsdk.errors import SplitSdkError, first_line
 from splitsdk.quiet import quiet
 
 
@@ -60,8 +60,7 @@ def run_converter(conv: Any, what: str) -> bytes:
         with quiet():
             return bytes(conv.convert())
     except Exception as exc:
-        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        raise ConvertError(f"TFLite conversion of {what} failed: {first}") from exc
+        raise ConvertError(f"TFLite conversion of {what} failed: {first_line(exc, 300)}") from exc
 
 
 def to_float_tflite(model: Any) -> bytes | None:
@@ -109,11 +108,6 @@ def run_tflite(content: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
         for k, d in enumerate(outs):
             results[k].append(interp.get_tensor(d["index"])[0].copy())
     return [np.stack(r) for r in results]
-
-
-def keras_outputs(model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    out = model(list(inputs), training=False)
-    return [np.asarray(w) for w in (out if isinstance(out, list | tuple) else [out])]
 
 
 def match_outputs(want: list[np.ndarray], content: bytes, probe: list[np.ndarray]) -> list[int]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from splitsdk.convert.tflite import run_tflite
 from splitsdk.graph import LayerGraph
+from splitsdk.graph.keras_import import call_outputs
 from splitsdk.quant import Dataset
 
 
@@ -71,13 +72,9 @@ def simulate(edge: Any, cloud: Any, calib: np.ndarray, bits: list[int], x: np.nd
     range seen on the calibration data, the float cloud model. What int8 execution adds is the rest."""
     from splitsdk.quant import quantize_range
 
-    def run(model: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        out = model(inputs, training=False)
-        return [np.asarray(o) for o in (out if isinstance(out, list | tuple) else [out])]
-
-    ranges = [(float(v.min()), float(v.max())) for v in run(edge, [calib])]
-    sent = [quantize_range(v, lo, hi, b) for v, (lo, hi), b in zip(run(edge, [x]), ranges, bits, strict=True)]
-    return run(cloud, sent)
+    ranges = [(float(v.min()), float(v.max())) for v in call_outputs(edge, [calib])]
+    sent = [quantize_range(v, lo, hi, b) for v, (lo, hi), b in zip(call_outputs(edge, [x]), ranges, bits, strict=True)]
+    return call_outputs(cloud, sent)
 
 
 def _mse(a: list[np.ndarray], b: list[np.ndarray]) -> float:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from splitsdk.errors import ModelError, UnsupportedLayerError
 from splitsdk.graph.model import Layer, LayerGraph, TensorInfo
 
@@ -242,6 +244,12 @@ def import_keras(model: Any, origin: str = "<keras.Model>") -> LayerGraph:
         inputs.append(TensorInfo(name, _shape(kt), str(kt.dtype), None))
     outputs = imp.walk(functional, "", mapping)
     return LayerGraph(model.name, inputs, outputs, imp.layers, imp.tensors, source_format="keras", source=model)
+
+
+def call_outputs(model: Any, inputs: list[Any]) -> list[np.ndarray]:
+    """Call a Keras model in inference mode; its outputs as a list of arrays, whatever their structure."""
+    out = model(list(inputs), training=False)
+    return [np.asarray(o) for o in (out if isinstance(out, list | tuple) else [out])]
 
 
 def run_layers(

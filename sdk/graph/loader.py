@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from splitsdk.errors import ModelError, SplitSdkError
+from splitsdk.errors import ModelError, SplitSdkError, first_line
 from splitsdk.graph.keras_import import import_keras
 from splitsdk.graph.model import LayerGraph
 from splitsdk.graph.optimize import optimize
@@ -50,8 +50,7 @@ def load_keras_model(path: Path) -> Any:
     except SplitSdkError:
         raise
     except Exception as exc:  # Keras raises many types for unreadable files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load Keras model: {first[:200]}") from exc
+        raise ModelError(f"{path}: cannot load Keras model: {first_line(exc)}") from exc
 
 
 def _load_savedmodel(path: Path) -> Any:
@@ -72,8 +71,7 @@ def _load_savedmodel(path: Path) -> Any:
             legacy.save(h5)
             return keras.models.load_model(h5, compile=False)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: cannot load SavedModel: {first[:200]}") from exc
+        raise ModelError(f"{path}: cannot load SavedModel: {first_line(exc)}") from exc
 
 
 def load_graph(src: Any, optimize_graph: bool = True) -> LayerGraph:

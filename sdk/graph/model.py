@@ -142,9 +142,6 @@ class LayerGraph:
         for name in self.topological_order():
             yield self.layer(name)
 
-    def consumers(self, tensor: str) -> list[str]:
-        return [layer.name for layer in self.layers() if tensor in layer.inputs]
-
     @property
     def input_elements(self) -> int:
         return sum(self.tensors[t].elements for t in self.inputs)

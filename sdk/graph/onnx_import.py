@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from splitsdk.errors import ModelError, UnsupportedLayerError
+from splitsdk.errors import ModelError, UnsupportedLayerError, first_line
 from splitsdk.graph.model import Layer, LayerGraph, TensorInfo
 
 _OP_MAP = {
@@ -72,7 +72,7 @@ def import_onnx(path: Path) -> LayerGraph:
         model = onnx.load(str(path))
         model = shape_inference.infer_shapes(model, strict_mode=False)
     except Exception as exc:
-        raise ModelError(f"{path}: cannot read ONNX model: {str(exc).splitlines()[0][:200]}") from exc
+        raise ModelError(f"{path}: cannot read ONNX model: {first_line(exc)}") from exc
     g = model.graph
     consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     shapes: dict[str, tuple[int, ...]] = {}

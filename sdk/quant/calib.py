@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from splitsdk.errors import DataError
+from splitsdk.errors import DataError, first_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm"}
 
@@ -75,7 +75,7 @@ def load_dataset(
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"{p}: cannot read .npz: {str(exc).splitlines()[0][:200]}") from exc
+        raise DataError(f"{p}: cannot read .npz: {first_line(exc)}") from exc
     if tuple(x.shape[1:]) != tuple(input_shape):
         raise DataError(f"{p}: field 'x' has sample shape {tuple(x.shape[1:])}, the model expects {input_shape}")
     if y is not None and len(y) != len(x):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from splitsdk.graph.keras_import import KerasCall, build_keras
+from splitsdk.graph.keras_import import KerasCall, build_keras, call_outputs
 from splitsdk.graph.model import Layer, LayerGraph
 from splitsdk.quant.calib import Dataset
 from splitsdk.quant.types import Sensitivity
@@ -127,8 +127,7 @@ def activation_runner(graph: LayerGraph, tensors: list[str]) -> Callable[[np.nda
     model = build_keras(graph, outputs=tensors)
 
     def run_keras(x: np.ndarray) -> list[np.ndarray]:
-        out = model([x], training=False)
-        return [np.asarray(o) for o in (out if isinstance(out, list | tuple) else [out])]
+        return call_outputs(model, [x])
 
     return run_keras
 
