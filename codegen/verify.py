@@ -18,6 +18,7 @@ import numpy as np
 
 from splitsdk.codegen.build import load_firmware
 from splitsdk.codegen.emulate import run_app
+from splitsdk.convert.tflite import to_input
 from splitsdk.errors import ToolchainError
 from splitsdk.quant.calib import load_dataset
 from splitsdk.wire.bundle import Bundle, load_bundle
@@ -45,11 +46,6 @@ class TensorCheck:
         return self.mismatches == 0 and self.non_finite == 0
 
 
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """std::lround, as the app quantises its input."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
-
-
 def host_outputs(bundle: Bundle, samples: np.ndarray) -> tuple[list[str], list[list[np.ndarray]]]:
     """Output names (crossing order) and, per sample, the crossing tensors from the host's ai-edge-litert."""
     from ai_edge_litert.interpreter import Interpreter
@@ -61,13 +57,7 @@ def host_outputs(bundle: Bundle, samples: np.ndarray) -> tuple[list[str], list[l
     names = [str(outs[c.edge_output]["name"]) for c in bundle.crossing]
     results = []
     for x in samples:
-        real = np.asarray(x, dtype=np.float32)
-        dtype = inp["dtype"]
-        if np.issubdtype(dtype, np.integer):
-            scale, zp = inp["quantization"]
-            info = np.iinfo(dtype)
-            real = np.clip(_round_half_away(real / np.float32(scale)) + zp, info.min, info.max)
-        interp.set_tensor(inp["index"], real.astype(dtype).reshape(inp["shape"]))
+        interp.set_tensor(inp["index"], to_input(np.asarray(x, dtype=np.float32), inp).reshape(inp["shape"]))
         interp.invoke()
         results.append([interp.get_tensor(outs[c.edge_output]["index"])[0].copy() for c in bundle.crossing])
     return names, results

@@ -96,6 +96,24 @@ def two_head() -> Any:
     return keras.Model(x, [ha, hb], name="two_head")
 
 
+def mixed_net() -> Any:
+    """For per-layer precision mixes: c2 is sent and also read by the edge's c3; c4 is sent too.
+
+    img(16,16,3) -> c1 -> c2 -> c3 (depthwise) -> add(c3, c1) -> c4 | cloud: concat(c4, c2) -> conv -> pool -> dense
+    """
+    keras = _keras()
+    L = keras.layers
+    x = keras.Input((16, 16, 3), name="img")
+    c1 = L.Conv2D(8, 3, padding="same", activation="relu", name="c1")(x)
+    c2 = L.Conv2D(8, 3, padding="same", activation="relu", name="c2")(c1)
+    c3 = L.DepthwiseConv2D(3, padding="same", name="c3")(c2)
+    add = L.Add(name="add")([c3, c1])
+    c4 = L.Conv2D(4, 1, name="c4")(add)
+    cat = L.Concatenate(name="cat")([c4, c2])
+    h = L.Conv2D(8, 3, strides=2, activation="relu", name="h")(cat)
+    return keras.Model(x, L.Dense(5, name="out")(L.GlobalAveragePooling2D(name="gap")(h)), name="mixed_net")
+
+
 def nested() -> Any:
     """An outer model calling a nested functional block and a nested Sequential."""
     keras = _keras()

@@ -18,8 +18,10 @@ def make_plan(model: Path, out: Path, target: str = "cortex-a7") -> Path:
 
 
 def forced_plan(model: Path, out: Path, split: int, wbits: int = 8, abits: int = 8,
-                crossing_bits: dict[str, int] | None = None, target: str = "cortex-a7") -> Path:
-    """The planner's plan with its solution replaced by split `split` at uniform bits (tests only)."""
+                crossing_bits: dict[str, int] | None = None, target: str = "cortex-a7",
+                layer_bits: dict[str, tuple[int, int]] | None = None) -> Path:
+    """The planner's plan with its solution replaced by split `split` at uniform bits, or per layer
+    (weight bits, activation bits) where `layer_bits` says (tests only)."""
     make_plan(model, out, target)
     plan = load_plan(out)
     graph = load_graph(model)
@@ -27,7 +29,8 @@ def forced_plan(model: Path, out: Path, split: int, wbits: int = 8, abits: int =
     edge = list(cand.edge_layers)
     n = len(graph)
     kind = "CLOUD_ONLY" if split == 0 else "EDGE_ONLY" if split == n else "SPLIT"
-    abits_map = {name: abits for name in edge}
+    layer_bits = layer_bits or {}
+    abits_map = {name: layer_bits.get(name, (wbits, abits))[1] for name in edge}
     crossing = tuple(
         CrossingTensor(
             tensor=c.tensor, shape=c.shape,
@@ -38,7 +41,8 @@ def forced_plan(model: Path, out: Path, split: int, wbits: int = 8, abits: int =
     )
     sol = dataclasses.replace(
         plan.solution, kind=kind, split_index=split, edge_layers=tuple(edge), crossing=crossing,
-        weight_bits={name: wbits for name in edge if graph.layer(name).weights}, activation_bits=abits_map,
+        weight_bits={name: layer_bits.get(name, (wbits, abits))[0] for name in edge if graph.layer(name).weights},
+        activation_bits=abits_map,
         reason="forced by the test",
     )
     save_plan(dataclasses.replace(plan, solution=sol), out)

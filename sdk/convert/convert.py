@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from splitsdk.convert.keras_io import save_keras_deterministic
+from splitsdk.convert.mixed import Precision, to_mixed_tflite
 from splitsdk.convert.onnx_split import convert_onnx_halves, fake_quantize_onnx
-from splitsdk.convert.split import cloud_model, edge_model, fake_quantize_weights
+from splitsdk.convert.split import cloud_model, edge_model, edge_with_probe, fake_quantize_weights
 from splitsdk.convert.tflite import (
     ConvertError,
     io_details,
@@ -32,11 +33,12 @@ from splitsdk.convert.tflite import (
     to_int8_tflite,
 )
 from splitsdk.convert.verify import Verification, simulate, verify_bundle
-from splitsdk.errors import PlanError
+from splitsdk.errors import PlanError, TargetError
 from splitsdk.graph import LayerGraph, load_graph, model_sha256
 from splitsdk.graph.keras_import import call_outputs
 from splitsdk.plan.schema import Plan, Solution, load_plan
 from splitsdk.profile import load_target
+from splitsdk.profile.types import FLOAT_BITS
 from splitsdk.quant import load_dataset
 from splitsdk.quant.sensitivity import activation_runner
 from splitsdk.wire.bundle import wire_quant_params
@@ -78,25 +80,31 @@ def _check_plan_against(plan: Plan, graph: LayerGraph, model: Path, src: str) ->
             raise PlanError(f"{src}: solution.crossing names tensor {c.tensor!r}, which {model} does not have")
 
 
-def _check_precisions(plan: Plan, src: str) -> list[str]:
-    """Every edge layer's (weight, activation) bits must map onto what the target's runtime executes."""
+# (weight, activation) containers of the runtime modes convert emits, the container for "no weights" aside
+CONVERTED_MODES = {(8, 8), (8, 16), (8, FLOAT_BITS), (FLOAT_BITS, FLOAT_BITS)}
+
+
+def layer_precisions(plan: Plan, graph: LayerGraph, src: str) -> dict[str, Precision]:
+    """Every edge layer's (weight, activation) bits mapped onto a mode the target's runtime executes:
+    the containers the layer runs in (weights 0 for a layer without weights)."""
     target = load_target(plan.target)
     q = target.quant
-    emulated = []
+    out = {}
     for name in plan.solution.edge_layers:
         wb = plan.solution.weight_bits.get(name, EDGE_CONTAINER_BITS)
         ab = plan.solution.activation_bits.get(name, EDGE_CONTAINER_BITS)
-        if wb > EDGE_CONTAINER_BITS or ab > EDGE_CONTAINER_BITS:
-            mode = f"{wb}-bit weights x {ab}-bit activations"
-            raise ConvertError(
-                f"{src}: layer {name!r}: {mode} is not converted yet (splitsdk convert emits int8 edge models; "
-                f"{target.name} runs {', '.join(q.precisions)})"
-            )
         if wb < EDGE_CONTAINER_BITS and wb not in q.emulated_bits and not q.packed_storage:
             raise ConvertError(f"{src}: layer {name!r}: {wb}-bit weights cannot run on {target.name} ({q.runtime})")
-        if wb < EDGE_CONTAINER_BITS or ab < EDGE_CONTAINER_BITS:
-            emulated.append(name)
-    return emulated
+        try:
+            mode = q.mode_for(wb, ab)
+        except TargetError:
+            mode = None
+        if mode is None or (mode.weights, mode.activations) not in CONVERTED_MODES:
+            what = f"{wb}-bit weights x {ab}-bit activations"
+            runs = mode.name if mode is not None else f"no mode of {target.name} ({', '.join(q.precisions)})"
+            raise ConvertError(f"{src}: layer {name!r}: {what} runs as {runs}, which splitsdk convert cannot emit")
+        out[name] = Precision(mode.weights if graph.layer(name).quantizable else 0, mode.activations)
+    return out
 
 
 @dataclass
@@ -109,12 +117,27 @@ class Halves:
     cloud_name: str
     emulated: list[str]
     simulate: Callable[[np.ndarray, list[int], np.ndarray], list[np.ndarray]] | None = None
+    executed: dict[str, Precision] | None = None  # per layer, read back from a per-layer mix (None: all int8)
 
 
-def _keras_halves(graph: LayerGraph, sol: Solution, crossing: list[str], calib: np.ndarray) -> Halves:
-    edge = edge_model(graph, list(sol.edge_layers), crossing)
-    emulated = fake_quantize_weights(edge, dict(sol.weight_bits), graph)
-    cloud = cloud_model(graph, crossing, list(sol.edge_layers))
+def _keras_halves(
+    graph: LayerGraph, sol: Solution, crossing: list[str], calib: np.ndarray, want: dict[str, Precision]
+) -> Halves:
+    layers = list(sol.edge_layers)
+    executed = None
+    if is_mixed(want):
+        edge, probe = edge_with_probe(graph, layers, crossing)
+        emulated = fake_quantize_weights(edge, dict(sol.weight_bits), graph)
+        flat = to_float_tflite(edge)
+        if flat is None:
+            raise ConvertError(f"'{graph.name}': the edge half does not convert to TFLite")
+        mixed = to_mixed_tflite(flat, lambda x: call_outputs(probe, [x]), layers, want, calib)
+        content, executed = mixed.content, mixed.executed
+    else:
+        edge = edge_model(graph, layers, crossing)
+        emulated = fake_quantize_weights(edge, dict(sol.weight_bits), graph)
+        content = to_int8_tflite(edge, [calib])
+    cloud = cloud_model(graph, crossing, layers)
 
     def write_cloud(folder: Path) -> None:
         save_keras_deterministic(cloud, folder / "cloud.keras")
@@ -123,12 +146,13 @@ def _keras_halves(graph: LayerGraph, sol: Solution, crossing: list[str], calib: 
             (folder / "cloud.tflite").write_bytes(cloud_tfl)
 
     return Halves(
-        edge=to_int8_tflite(edge, [calib]),
+        edge=content,
         edge_reference=lambda x: call_outputs(edge, [x]),
         write_cloud=write_cloud,
         cloud_name="cloud.keras",
         emulated=emulated,
         simulate=lambda c, bits, x: simulate(edge, cloud, c, bits, x),
+        executed=executed,
     )
 
 
@@ -165,6 +189,33 @@ def _onnx_halves(model: Path, graph: LayerGraph, sol: Solution, crossing: list[s
                   emulated=emulated)
 
 
+def is_mixed(want: dict[str, Precision]) -> bool:
+    """Whether any edge layer runs at something other than int8 (the TF converter's full-integer mode)."""
+    return any(p.name != "int8" for p in want.values())
+
+
+def _precision_record(
+    sol: Solution, want: dict[str, Precision], executed: dict[str, Precision] | None, emulated: list[str]
+) -> dict[str, Any]:
+    if executed is None:
+        runtime = "int8 static (TFLite full-integer), float input, int8 outputs"
+        layers = {n: "int8" for n in sol.edge_layers}
+    else:
+        modes = sorted({p.name for p in executed.values()})
+        runtime = f"per-layer mix ({', '.join(modes)}; ai-edge-quantizer), int8 input and outputs"
+        # a layer with no op of its own (fused by the converter) runs as its plan says, inside its neighbour
+        layers = {n: executed[n].name if n in executed else f"{want[n].name} (fused)" for n in sol.edge_layers}
+    return {
+        "edge_runtime": runtime,
+        "layers": layers,
+        "weight_bits": dict(sol.weight_bits),
+        "activation_bits": dict(sol.activation_bits),
+        "emulated_layers": emulated,
+        "note": "weights below 8 bits are fake-quantised onto their grid and stored in int8; activations "
+                "below 8 bits execute as int8; only the transmitted tensors are reduced to their bits",
+    }
+
+
 def convert_plan(
     plan_path: str | Path,
     model: str | Path,
@@ -182,9 +233,14 @@ def convert_plan(
     src = str(plan_path)
     graph = load_graph(model)
     _check_plan_against(plan, graph, model, src)
-    _check_precisions(plan, src)
+    want = layer_precisions(plan, graph, src)
     if len(graph.inputs) != 1:
         raise ConvertError(f"{model}: bundles are made for single-input camera models")
+    if graph.source_format == "onnx" and is_mixed(want):
+        name = next(n for n, p in want.items() if p.name != "int8")
+        raise ConvertError(
+            f"{src}: layer {name!r}: {want[name].name} is converted for Keras models only (ONNX edges are int8)"
+        )
     data = load_dataset(calib, graph.tensors[graph.inputs[0]].shape, samples=samples)
 
     sol = plan.solution
@@ -194,7 +250,7 @@ def convert_plan(
     if graph.source_format == "onnx":
         halves = _onnx_halves(model, graph, sol, crossing, data.x)
     else:
-        halves = _keras_halves(graph, sol, crossing, data.x)
+        halves = _keras_halves(graph, sol, crossing, data.x, want)
     edge_bytes = halves.edge
     order = match_outputs(halves.edge_reference(data.x[:4]), edge_bytes, [data.x[:4]])  # wire pos -> output
     _, tfl_outs = io_details(edge_bytes)
@@ -221,14 +277,7 @@ def convert_plan(
         "cloud_model": halves.cloud_name,
         "crossing": manifest_crossing,
         "postprocess": postprocess or {"kind": "topk", "k": 5},
-        "precision": {
-            "edge_runtime": "int8 static (TFLite full-integer), float input, int8 outputs",
-            "weight_bits": dict(sol.weight_bits),
-            "activation_bits": dict(sol.activation_bits),
-            "emulated_layers": emulated,
-            "note": "weights below 8 bits are fake-quantised onto their grid and stored in int8; activations "
-                    "below 8 bits execute as int8; only the transmitted tensors are reduced to their bits",
-        },
+        "precision": _precision_record(sol, want, halves.executed, emulated),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -37,6 +37,19 @@ def edge_model(graph: LayerGraph, edge_layers: list[str], crossing: list[str], n
     return _copy(model)
 
 
+def edge_with_probe(graph: LayerGraph, edge_layers: list[str], crossing: list[str]) -> tuple[Any, Any]:
+    """The edge model and a probe that shares its layers (and weights): one output per edge layer."""
+    import keras
+
+    layer_out = [graph.layer(n).outputs[0] for n in edge_layers]
+    extra = [t for t in dict.fromkeys(layer_out) if t not in crossing]
+    full = edge_model(graph, edge_layers, crossing + extra)
+    by_tensor = dict(zip(crossing + extra, full.outputs, strict=True))
+    edge = keras.Model(full.inputs, full.outputs[: len(crossing)], name="edge")
+    probe = keras.Model(full.inputs, [by_tensor[t] for t in layer_out], name="probe")
+    return edge, probe
+
+
 def passthrough(x: Any, name: str) -> Any:
     """An identity the converter keeps, so a crossing model input leaves the edge model quantised to int8
     (a plain Identity is pruned and leaves a float output): a ReLU with a slope of 1 on both sides."""

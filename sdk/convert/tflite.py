@@ -96,6 +96,18 @@ def io_details(content: bytes) -> tuple[list[TensorQuant], list[TensorQuant]]:
             [conv(d, i) for i, d in enumerate(interp.get_output_details())])
 
 
+def to_input(real: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """Real values -> a model input tensor: as is for float, quantised (rounding half away from zero,
+    as the edge app's std::lround) for an integer input."""
+    dtype = detail["dtype"]
+    if not np.issubdtype(dtype, np.integer):
+        return np.asarray(real).astype(dtype)
+    scale, zp = detail["quantization"]
+    q = np.asarray(real, dtype=np.float32) / np.float32(scale)
+    info = np.iinfo(dtype)
+    return np.clip(np.sign(q) * np.floor(np.abs(q) + 0.5) + zp, info.min, info.max).astype(dtype)
+
+
 def run_tflite(content: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """Run sample by sample; outputs by output index (the quantizer's signatures can point at stale tensors)."""
     interp = interpreter(content)
@@ -103,7 +115,7 @@ def run_tflite(content: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
     results: list[list[np.ndarray]] = [[] for _ in outs]
     for i in range(len(inputs[0])):
         for d, x in zip(ins, inputs, strict=True):
-            interp.set_tensor(d["index"], x[i : i + 1].astype(d["dtype"]))
+            interp.set_tensor(d["index"], to_input(x[i : i + 1], d))
         interp.invoke()
         for k, d in enumerate(outs):
             results[k].append(interp.get_tensor(d["index"])[0].copy())

@@ -61,13 +61,10 @@ class EdgeModel:
         arr = np.asarray(image)
         if tuple(arr.shape) != spec.shape:
             raise DataError(f"image shape {arr.shape} does not match the bundle input {spec.shape}")
+        from splitsdk.convert.tflite import to_input
+
         real = arr.astype(np.float32) * np.float32(spec.scale) + np.float32(spec.offset)
-        dtype = self._input["dtype"]
-        if np.issubdtype(dtype, np.integer):
-            qscale, qzp = self._input["quantization"]
-            info = np.iinfo(dtype)
-            real = np.clip(np.round(real / qscale + qzp), info.min, info.max)
-        return real.astype(dtype)[None]
+        return to_input(real, self._input)[None]
 
     def run(self, image: np.ndarray) -> list[np.ndarray]:
         self._interp.set_tensor(self._input["index"], self.prepare(image))
