@@ -3,7 +3,10 @@
 Each model runs in its own process (peak RSS is its own). Reports the plan's split, convert wall time,
 peak memory, edge.tflite's real bytes next to the plan's predicted edge weight bytes, and the host
 pipeline's measured output error next to the plan's float simulation and error proxy.
-Usage: python benchmarks/bench_convert.py [--models resnet50,mobilenetv2] [--samples 16]
+Unless --no-mix, the planned split is converted a second time with a per-layer precision mix written into the
+plan (every third weighted edge layer at int16 activations, the second one in float, the rest int8), next
+to the plain int8 conversion, in separate processes.
+Usage: python benchmarks/bench_convert.py [--models resnet50,mobilenetv2] [--samples 16] [--no-mix]
 """
 
 from __future__ import annotations
@@ -21,7 +24,34 @@ from pathlib import Path
 MODELS = {"resnet50": "ResNet50", "mobilenetv2": "MobileNetV2"}
 
 
-def measure(name: str, samples: int, uplink: float) -> dict[str, object]:
+def mixed_solution(plan_path: Path, model: Path) -> dict[str, object]:
+    """Rewrite the plan's solution in place with the benchmark's precision mix; returns the mix."""
+    import dataclasses
+
+    from splitsdk.graph import load_graph
+    from splitsdk.plan import load_plan, save_plan
+    from splitsdk.plan.problem import edge_file_bytes
+    from splitsdk.profile import load_target
+
+    plan = load_plan(plan_path)
+    graph = load_graph(model)
+    sol = plan.solution
+    weighted = [n for n in sol.edge_layers if graph.layer(n).quantizable]
+    wbits, abits = dict(sol.weight_bits), dict(sol.activation_bits)
+    for i, n in enumerate(weighted):
+        if i == 1:
+            wbits[n] = abits[n] = 32
+        elif i % 3 == 2:
+            wbits[n], abits[n] = 8, 16
+    crossing = [c.tensor for c in sol.crossing]
+    predicted = edge_file_bytes(graph, sol.edge_layers, wbits, abits, crossing, load_target(plan.target).quant)
+    new = dataclasses.replace(sol, weight_bits=wbits, activation_bits=abits)
+    save_plan(dataclasses.replace(plan, solution=new), plan_path)
+    return {"float": sum(1 for b in abits.values() if b == 32), "int16": sum(1 for b in abits.values() if b == 16),
+            "predicted": predicted}
+
+
+def measure(name: str, samples: int, uplink: float, mix: bool = False) -> dict[str, object]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
@@ -37,6 +67,7 @@ def measure(name: str, samples: int, uplink: float) -> dict[str, object]:
         t0 = time.perf_counter()
         plan = plan_model(str(path), "cortex-a7", Link(uplink, 10.0), Constraints(), exact=None)
         save_plan(plan, Path(tmp) / "plan.json")
+        mixed = mixed_solution(Path(tmp) / "plan.json", path) if mix and plan.solution.edge_layers else None
         t1 = time.perf_counter()
         report = convert_plan(Path(tmp) / "plan.json", path, Path(tmp) / "bundle", samples=samples)
         t2 = time.perf_counter()
@@ -47,7 +78,9 @@ def measure(name: str, samples: int, uplink: float) -> dict[str, object]:
             "crossing": [(c["tensor"], c["bits"]) for c in report.crossing],
             "plan_s": t1 - t0, "convert_s": t2 - t1,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
-            "edge_bytes": report.edge_tflite_bytes, "predicted_bytes": report.predicted_edge_weight_bytes,
+            "edge_bytes": report.edge_tflite_bytes,
+            "predicted_bytes": mixed["predicted"] if mixed else report.predicted_edge_weight_bytes,
+            "mix": f" mixed: {mixed['int16']} int16x8, {mixed['float']} float layers" if mixed else "",
             "mse": v.output_mse, "simulated": v.simulated_mse, "proxy": v.predicted_error,
         }
 
@@ -57,23 +90,28 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--uplink", type=float, default=3.0)
+    ap.add_argument("--no-mix", dest="mix", action="store_false",
+                    help="skip the second conversion of each split with a per-layer precision mix")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--child-mix", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.samples, args.uplink)))
+        print(json.dumps(measure(args.child, args.samples, args.uplink, args.child_mix)))
         return
     print("| model | plan (split / layers, sent) | plan s | convert s | peak RSS GB | edge.tflite bytes | "
           "predicted edge bytes | ratio | output MSE | float simulation | error proxy |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.models.split(","):
+    runs = [(name, mix) for name in args.models.split(",") for mix in ((False, True) if args.mix else (False,))]
+    for name, mix in runs:
         proc = subprocess.run([sys.executable, __file__, "--child", name, "--samples", str(args.samples),
-                               "--uplink", str(args.uplink)], capture_output=True, text=True)
+                               "--uplink", str(args.uplink), *(["--child-mix"] if mix else [])],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"| {name} | failed: {proc.stderr.strip().splitlines()[-1][:100]} |")
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         sent = ", ".join(f"{t}@{b}b" for t, b in r["crossing"])
-        print(f"| {name} | {r['kind']} {r['split']}/{r['layers']} ({sent}) | {r['plan_s']:.1f} | "
+        print(f"| {name} | {r['kind']} {r['split']}/{r['layers']} ({sent}){r['mix']} | {r['plan_s']:.1f} | "
               f"{r['convert_s']:.1f} | "
               f"{r['peak_rss_gb']:.2f} | {r['edge_bytes']:,} | {r['predicted_bytes']:,} | "
               f"{r['edge_bytes'] / max(r['predicted_bytes'], 1):.3f} | {r['mse']:.3g} | {r['simulated']:.3g} | "

@@ -193,3 +193,55 @@ def test_mixed_edge_model_runs_on_the_targets_tflite_under_qemu(
     checks = verify(fw.root, bundle_dir, samples=4)
     assert [c.crossing for c in checks] == ["c2", "c4"]
     assert all(c.ok and c.dtype == "int8" and c.max_abs_diff <= 1 for c in checks)
+
+
+def test_planner_accounting_predicts_a_mixed_edge_file(tmp_path: Path) -> None:
+    # float kernels at 4 bytes, int16x8 layers, and the quantiser's precision-boundary ops: the shipped
+    # file still agrees with the planner's edge bytes (weight sets + model-file records) within 5%
+    from splitsdk.examples import camera_net
+    from splitsdk.graph import load_graph
+    from splitsdk.plan.problem import edge_file_bytes
+    from splitsdk.plan.schema import load_plan
+    from splitsdk.profile import load_target
+
+    path = tmp_path / "camera_net.keras"
+    camera_net.build().save(path)
+    graph = load_graph(path)
+    split = 11  # everything up to the global pooling
+    edge = list(graph.split_candidates()[split].edge_layers)
+    mix = {"pool1": (8, 16), "b1_conv": (32, 32), "res1": (8, 16), "squeeze": (8, 16), "gap": (8, 16)}
+    assert set(mix) <= set(edge)
+    plan = forced_plan(path, tmp_path / "plan.json", split=split, layer_bits=mix)
+    report = convert_plan(plan, path, tmp_path / "bundle", samples=8, verify=False)
+    layers = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["precision"]["layers"]
+    assert layers["b1_conv"] == "float32" and layers["res1"] == "int16x8" and layers["stem_conv"] == "int8"
+    sol = load_plan(plan).solution
+    quant = load_target("cortex-a7").quant
+    crossing = [c.tensor for c in sol.crossing]
+    predicted = edge_file_bytes(graph, sol.edge_layers, sol.weight_bits, sol.activation_bits, crossing, quant)
+    assert abs(report.edge_tflite_bytes / predicted - 1.0) <= 0.05, (report.edge_tflite_bytes, predicted)
+
+
+def test_planner_counts_the_conversion_ops_the_mixed_file_holds(
+    mixed_file: Path, mixed_bundle: tuple[Path, object]
+) -> None:
+    import dataclasses
+
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+
+    from splitsdk.graph import load_graph
+    from splitsdk.plan.problem import precision_mix_bytes
+    from splitsdk.profile import load_target
+
+    graph = load_graph(mixed_file)
+    one_byte_each = dataclasses.replace(load_target("cortex-a7").quant.model_file, per_conversion_bytes=1.0,
+                                        wide_bias_bytes=0.0)
+    wbits = {n: w for n, (w, _) in MIX.items() if graph.layer(n).quantizable}
+    abits = {n: a for n, (_, a) in MIX.items()}
+    predicted_ops = precision_mix_bytes(graph, list(MIX), ["c2", "c4"], wbits, abits, one_byte_each)
+    model = fb.read_model(str(mixed_bundle[0] / "edge.tflite"))
+    names = [fb.opcode_to_name(model, op.opcodeIndex) for op in model.subgraphs[0].operators]
+    assert predicted_ops == sum(n in ("QUANTIZE", "DEQUANTIZE") for n in names) == 7
+    # a plan at 8 bits or fewer adds nothing
+    assert precision_mix_bytes(graph, list(MIX), ["c2", "c4"], dict.fromkeys(wbits, 4),
+                               dict.fromkeys(abits, 8), one_byte_each) == 0

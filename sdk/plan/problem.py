@@ -16,7 +16,7 @@ from functools import cached_property
 
 from splitsdk.errors import PlanError
 from splitsdk.graph.model import Layer, LayerGraph, SplitCandidate
-from splitsdk.profile.targets import ModelFile
+from splitsdk.profile.targets import ModelFile, QuantSupport
 from splitsdk.profile.types import FLOAT_BITS, LatencyProfile, Link
 from splitsdk.quant.types import Sensitivity
 
@@ -104,6 +104,65 @@ def fixed_model_bytes(edge_layers: Sequence[Layer], n_outputs: int, model_file: 
     others = sum(1 for lay in edge_layers if not lay.quantizable)
     return math.ceil(
         model_file.base_bytes + others * model_file.per_layer_bytes + n_outputs * model_file.per_output_bytes
+    )
+
+
+def activation_container(wbits: int, abits: int) -> int:
+    """The width a layer's output really has in an edge model: 8 (int8), 16 (int16x8) or 32 (float,
+    including dynamic-range layers, whose outputs are float, and any layer with weights above 8 bits)."""
+    if wbits > 8 or abits > 16:
+        return FLOAT_BITS
+    return 16 if abits > 8 else 8
+
+
+def precision_mix_bytes(
+    graph: LayerGraph,
+    edge_layers: Sequence[str],
+    crossing: Sequence[str],
+    wbits: Mapping[str, int],
+    abits: Mapping[str, int],
+    model_file: ModelFile | None,
+) -> int:
+    """What a per-layer precision mix adds to the edge file: a conversion op wherever a layer reads a tensor
+    of another width (int8 -> int16 takes two: TFLite 2.14 goes through float), one per sent tensor that is
+    not int8, and the int64 biases of 16-bit layers. Zero for a plan at 8 bits or fewer throughout."""
+    if model_file is None:
+        return 0
+    def container(n: str) -> int:  # a layer without weights runs at its activations' width
+        return activation_container(wbits.get(n, 8) if graph.layer(n).quantizable else 8, abits[n])
+
+    width = {t: 8 for t in graph.inputs}
+    for n in edge_layers:
+        for t in graph.layer(n).outputs:
+            width[t] = container(n)
+    pairs: set[tuple[str, int]] = set()
+    for n in edge_layers:
+        pairs.update((t, container(n)) for t in graph.layer(n).inputs if t in width and width[t] != container(n))
+    ops = sum(2 if (width[t], w) == (8, 16) else 1 for t, w in pairs)
+    ops += sum(width.get(t, 8) != 8 for t in crossing)
+    wide = sum(int(graph.layer(n).attrs.get("filters", 0)) for n in edge_layers
+               if graph.layer(n).quantizable and container(n) == 16)
+    return math.ceil(ops * model_file.per_conversion_bytes + wide * model_file.wide_bias_bytes)
+
+
+def edge_file_bytes(
+    graph: LayerGraph,
+    edge_layers: Sequence[str],
+    weight_bits: Mapping[str, int],
+    activation_bits: Mapping[str, int],
+    crossing: Sequence[str],
+    quant: QuantSupport,
+) -> int:
+    """The planner's edge-model bytes for a given assignment (weight sets once, the file's records, what a
+    precision mix adds): a plan's `edge_weight_bytes`, for checking a hand-edited or mixed solution."""
+    storage = {b: quant.storage_bits(b) for b in {*weight_bits.values(), FLOAT_BITS}}
+    layers = [graph.layer(n) for n in edge_layers]
+    weight_sets = {lay.weight_key: lay for lay in layers if lay.quantizable}
+    mf = quant.model_file
+    return (
+        sum(weight_set_bytes(lay, weight_bits[lay.name], storage, mf) for lay in weight_sets.values())
+        + fixed_model_bytes(layers, len(crossing) or len(graph.outputs), mf)
+        + precision_mix_bytes(graph, edge_layers, crossing, weight_bits, activation_bits, mf)
     )
 
 
@@ -281,7 +340,10 @@ class PlanProblem:
             transmit_ms=self.link.transmit_ms(tx),
             cloud_ms=self.cloud_suffix_ms[k],
             transmit_bytes=tx,
-            edge_weight_bytes=self.weight_bytes(k, wbits),
+            edge_weight_bytes=self.weight_bytes(k, wbits)
+            + precision_mix_bytes(
+                self.graph, edge, [c.tensor for c in self.candidates[k].crossing], wbits, abits, self.model_file
+            ),
             peak_activation_bytes=self.peak_activation_bytes(self.live_steps(k), abits),
             error=error,
         )

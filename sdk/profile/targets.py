@@ -90,6 +90,10 @@ class ModelFile:
     per_layer_bytes: float
     per_output_bytes: float
     base_bytes: float
+    # per-layer precision mixes: each conversion op between precisions (with its tensor), and the extra
+    # bytes per output channel of a layer with 16-bit activations (its bias is int64, not int32)
+    per_conversion_bytes: float = 0.0
+    wide_bias_bytes: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -402,8 +406,9 @@ class _Reader:
     def model_file(self, m: dict[str, Any]) -> ModelFile:
         p = "quant.model_file."
         fields = ("per_channel_bytes", "per_weighted_layer_bytes", "per_layer_bytes", "per_output_bytes", "base_bytes")
+        optional = ("per_conversion_bytes", "wide_bias_bytes")
         values = {}
-        for key in fields:
+        for key in (*fields, *(k for k in optional if k in m)):
             val = self.get(m, key, float, p)
             if val < 0:
                 raise self.fail(p + key, f"must be >= 0, got {val}")
