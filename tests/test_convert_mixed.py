@@ -5,6 +5,8 @@ target's TFLite 2.14.1 under QEMU."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -155,26 +157,73 @@ def test_quantizer_output_signature_issue_is_worked_around(tmp_path: Path) -> No
 
 def test_mixed_bundles_are_byte_identical_across_runs(mixed_file: Path, tmp_path: Path) -> None:
     plan = forced_plan(mixed_file, tmp_path / "plan.json", split=SPLIT, layer_bits=MIX)
-    for out in ("a", "b"):
-        convert_plan(plan, mixed_file, tmp_path / out, samples=8, verify=False)
+    convert_plan(plan, mixed_file, tmp_path / "a", samples=8, verify=False)
+    # the second time through the CLI, which names each layer's precision
+    proc = subprocess.run([sys.executable, "-m", "splitsdk", "convert", str(plan), "--model", str(mixed_file),
+                           "--samples", "8", "--no-verify", "-o", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "per-layer precision: dynamic_int8: c4; float32: c3; int16x8: c2, add; int8: c1" in proc.stdout
     for f in sorted(p.name for p in (tmp_path / "a").iterdir()):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
-def test_precisions_that_cannot_be_emitted_are_one_line_errors(mixed_file: Path, tmp_path: Path) -> None:
+def test_onnx_models_get_per_layer_precisions_too(tmp_path: Path) -> None:
     import onnx_zoo
 
     path = onnx_zoo.chain(tmp_path / "chain.onnx")
-    plan = forced_plan(path, tmp_path / "onnx.json", split=1, abits=16)
-    with pytest.raises(ConvertError, match=r"layer '[^']+': int16x8 is converted for Keras models only"):
-        convert_plan(plan, path, tmp_path / "x")
-    # 16-bit weights: no mode of cortex-a7 holds them below float... the narrowest is float32, which runs
+    # split 3: conv1 (+BN+ReLU) int16x8, pool int16, conv2 float; the float conv2 output is sent as int8
+    mix = {"conv1": (8, 16), "pool": (8, 16), "conv2": (32, 32)}
+    plan = forced_plan(path, tmp_path / "plan.json", split=3, layer_bits=mix, crossing_bits={"conv2": 8})
+    report = convert_plan(plan, path, tmp_path / "bundle", samples=8)
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["precision"]["layers"] == {"conv1": "int16x8", "pool": "int16x8", "conv2": "float32"}
+    _, outs = io_details((tmp_path / "bundle" / "edge.tflite").read_bytes())
+    assert [o.dtype for o in outs] == ["int8"]
+    v = report.verification
+    # (ONNX bundles have no float simulation: the same closeness as the int8 ONNX test)
+    assert v is not None and v.output_rel_mse < 1e-2 and v.agreement >= 0.75
+
+
+def test_a_precision_the_target_cannot_run_is_a_one_line_error(mixed_file: Path, tmp_path: Path) -> None:
+    # 16-bit weights: the narrowest cortex-a7 mode that holds them is float32, which runs (and is reported)
     plan = forced_plan(mixed_file, tmp_path / "w16.json", split=1, layer_bits={"c1": (16, 8)})
-    report = convert_plan(plan, mixed_file, tmp_path / "w16", samples=8, verify=False)
+    convert_plan(plan, mixed_file, tmp_path / "w16", samples=8, verify=False)
     assert json.loads((tmp_path / "w16" / "manifest.json").read_text())["precision"]["layers"] == {"c1": "float32"}
-    assert report.edge_tflite_bytes > 0
+    # 1-bit weights are not among the widths cortex-a7's runtime holds (emulated 2/4/6, native 8)
+    plan = forced_plan(mixed_file, tmp_path / "w1.json", split=2, layer_bits={"c1": (8, 16), "c2": (1, 16)})
+    with pytest.raises(ConvertError, match=r"'c2': 1-bit weights cannot run on cortex-a7"):
+        convert_plan(plan, mixed_file, tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
+
+def test_the_planners_own_16_bit_plan_converts(mixed_file: Path, tmp_path: Path) -> None:
+    # a camera descriptor whose candidate bits include 16 (a user's own file): under a tight error limit the
+    # planner gives layers 16 bits, which the runtime executes as int16x8 (no weights) or float32 (16-bit
+    # weights need the float container); convert builds exactly that and the file matches the plan's bytes
+    from splitsdk.plan import Constraints, plan_model, save_plan
+    from splitsdk.profile.targets import builtin_targets_dir
+    from splitsdk.profile.types import Link
+
+    text = (builtin_targets_dir() / "cortex-a7.toml").read_text()
+    text = text.replace('name = "cortex-a7"', 'name = "a7-16"').replace("candidate_bits = [2, 4, 6, 8]",
+                        "candidate_bits = [2, 4, 8, 16]").replace("emulated_bits = [2, 4, 6]", "emulated_bits = [2, 4]")
+    target = tmp_path / "a7-16.toml"
+    target.write_text(text)
+    plan = plan_model(str(mixed_file), str(target), Link(0.5, 10.0), Constraints(max_error=1e-6), exact=None)
+    assert plan.target == str(target.resolve())  # a descriptor file is recorded by path, for convert to find
+    sol = plan.solution
+    assert 16 in sol.activation_bits.values()
+    save_plan(plan, tmp_path / "plan.json")
+    report = convert_plan(tmp_path / "plan.json", mixed_file, tmp_path / "bundle", samples=8)
+    layers = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["precision"]["layers"]
+    for name in sol.edge_layers:
+        w, a = sol.weight_bits.get(name, 8), sol.activation_bits[name]
+        expect = "float32" if w > 8 else "int16x8" if a > 8 else "int8"
+        assert layers[name].split(" ")[0] == expect, name
+    assert abs(report.size_ratio - 1.0) <= 0.05, (report.edge_tflite_bytes, report.predicted_edge_weight_bytes)
+    v = report.verification
+    assert v is not None and v.output_mse <= 2 * v.simulated_mse + 1e-6
 
 @pytest.mark.requires_toolchain
 @pytest.mark.requires_qemu

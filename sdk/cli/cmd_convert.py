@@ -8,7 +8,9 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("convert", help="turn a plan into a bundle: int8 edge TFLite, cloud model, manifest")
+    p = sub.add_parser(
+        "convert", help="turn a plan into a bundle: edge TFLite (int8 or a per-layer mix), cloud model, manifest"
+    )
     p.add_argument("plan", help="plan.json written by `splitsdk plan`")
     p.add_argument("--model", required=True, help="the model the plan was made for")
     p.add_argument("--calib", help="calibration data (.npz or image folder); random inputs without it")
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         "predicted_edge_weight_bytes": report.predicted_edge_weight_bytes,
         "size_ratio": round(report.size_ratio, 4),
         "emulated_layers": report.emulated_layers,
+        "precisions": report.precisions,
         "crossing": [{k: c[k] for k in ("tensor", "shape", "bits", "scale", "zero_point")} for c in report.crossing],
         "verification": None if v is None else {
             "samples": v.samples, "output_mse": v.output_mse, "output_max_abs": v.output_max_abs,
@@ -60,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     for c in report.crossing:
         print(f"  sends {c['tensor']} {'x'.join(map(str, c['shape']))} at {c['bits']} bits "
               f"(scale {c['scale']:.4g}, zero point {c['zero_point']})")
+    modes: dict[str, list[str]] = {}
+    for layer, mode in report.precisions.items():
+        modes.setdefault(mode.split(" ")[0], []).append(layer)
+    if set(modes) - {"int8"}:
+        print("  per-layer precision: " + "; ".join(f"{m}: {', '.join(ls)}" for m, ls in sorted(modes.items())))
     if report.emulated_layers:
         print(f"  emulated on the int8 grid: {', '.join(report.emulated_layers)}")
     if v is not None:

@@ -56,6 +56,7 @@ class ConvertReport:
     predicted_edge_weight_bytes: int
     emulated_layers: list[str]
     crossing: list[dict[str, Any]]
+    precisions: dict[str, str] = field(default_factory=dict)  # edge layer -> what it executes in edge.tflite
     verification: Verification | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -156,24 +157,37 @@ def _keras_halves(
     )
 
 
-def _onnx_halves(model: Path, graph: LayerGraph, sol: Solution, crossing: list[str], calib: np.ndarray) -> Halves:
+def _onnx_halves(
+    model: Path, graph: LayerGraph, sol: Solution, crossing: list[str], calib: np.ndarray, want: dict[str, Precision]
+) -> Halves:
     source = fake_quantize_onnx(model, graph, dict(sol.weight_bits))
     emulated = sorted(n for n, b in sol.weight_bits.items() if b < EDGE_CONTAINER_BITS)
+    mixed = is_mixed(want)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "model.onnx"
         src.write_bytes(source.SerializeToString())
         edge, cloud = convert_onnx_halves(
             src, list(graph.inputs), crossing, list(graph.outputs), calib,
-            edge_only=sol.kind == "EDGE_ONLY", cloud_only=sol.kind == "CLOUD_ONLY",
+            edge_only=sol.kind == "EDGE_ONLY", cloud_only=sol.kind == "CLOUD_ONLY", edge_float=mixed,
         )
         onnx_graph = copy.copy(graph)
         onnx_graph.source = source  # the ONNX model with the emulated low-bit weights
         runner = activation_runner(onnx_graph, crossing) if sol.kind != "CLOUD_ONLY" else None
+        layers = list(sol.edge_layers)
+        per_layer = activation_runner(onnx_graph, [graph.layer(n).outputs[0] for n in layers]) if mixed else None
+
+    def nhwc(outs: list[np.ndarray]) -> list[np.ndarray]:
+        return [np.moveaxis(o, 1, -1) if o.ndim == 4 else o for o in outs]
 
     def reference(x: np.ndarray) -> list[np.ndarray]:
         if runner is None:  # CLOUD-ONLY: the edge sends the (NHWC) frame itself
             return [x]
-        return [np.moveaxis(o, 1, -1) if o.ndim == 4 else o for o in runner(x)]
+        return nhwc(runner(x))
+
+    executed = None
+    if per_layer is not None:
+        result = to_mixed_tflite(edge, lambda x: nhwc(per_layer(x)), layers, want, calib)
+        edge, executed = result.content, result.executed
 
     def write_cloud(folder: Path) -> None:
         if sol.kind == "EDGE_ONLY":  # the results cross: the cloud passes them through
@@ -186,7 +200,7 @@ def _onnx_halves(model: Path, graph: LayerGraph, sol: Solution, crossing: list[s
             (folder / "cloud.tflite").write_bytes(cloud)
 
     return Halves(edge=edge, edge_reference=reference, write_cloud=write_cloud, cloud_name="cloud.tflite",
-                  emulated=emulated)
+                  emulated=emulated, executed=executed)
 
 
 def is_mixed(want: dict[str, Precision]) -> bool:
@@ -236,11 +250,6 @@ def convert_plan(
     want = layer_precisions(plan, graph, src)
     if len(graph.inputs) != 1:
         raise ConvertError(f"{model}: bundles are made for single-input camera models")
-    if graph.source_format == "onnx" and is_mixed(want):
-        name = next(n for n, p in want.items() if p.name != "int8")
-        raise ConvertError(
-            f"{src}: layer {name!r}: {want[name].name} is converted for Keras models only (ONNX edges are int8)"
-        )
     data = load_dataset(calib, graph.tensors[graph.inputs[0]].shape, samples=samples)
 
     sol = plan.solution
@@ -248,7 +257,7 @@ def convert_plan(
     bits = {c.tensor: c.bits for c in sol.crossing}
 
     if graph.source_format == "onnx":
-        halves = _onnx_halves(model, graph, sol, crossing, data.x)
+        halves = _onnx_halves(model, graph, sol, crossing, data.x, want)
     else:
         halves = _keras_halves(graph, sol, crossing, data.x, want)
     edge_bytes = halves.edge
@@ -291,7 +300,7 @@ def convert_plan(
         report = ConvertReport(
             bundle=out, kind=sol.kind, edge_tflite_bytes=len(edge_bytes),
             predicted_edge_weight_bytes=sol.predicted.edge_weight_bytes, emulated_layers=emulated,
-            crossing=manifest_crossing,
+            crossing=manifest_crossing, precisions=dict(manifest["precision"]["layers"]),
         )
         if verify:
             wire_bits = [c["bits"] for c in manifest_crossing]

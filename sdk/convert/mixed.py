@@ -69,6 +69,12 @@ def to_mixed_tflite(
     from ai_edge_litert.tools import flatbuffer_utils as fb
 
     ops = _layer_ops(flat, reference, layers, calib[:1])
+    lost = [n for n in layers if n not in ops and want[n].name != "int8"]
+    if lost:
+        raise ConvertError(
+            f"layer {lost[0]!r}: no TFLite op computes its output (the converter fused it into a neighbour), "
+            f"so it cannot run at {want[lost[0]].name} on its own"
+        )
     model = fb.convert_bytearray_to_object(bytearray(flat))
     outputs = [bytes(model.subgraphs[0].tensors[i].name).decode() for i in model.subgraphs[0].outputs]
     ranges = _output_ranges(flat, calib)

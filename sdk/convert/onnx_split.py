@@ -103,9 +103,10 @@ def saved_model_to_tflite(saved: Path, calib: list[np.ndarray] | None) -> bytes:
 
 def convert_onnx_halves(
     model: Path, graph_inputs: list[str], crossing: list[str], outputs: list[str], calib: np.ndarray,
-    edge_only: bool, cloud_only: bool,
+    edge_only: bool, cloud_only: bool, edge_float: bool = False,
 ) -> tuple[bytes, bytes]:
-    """(int8 edge TFLite, float cloud TFLite) for a cut of an ONNX model."""
+    """(int8 edge TFLite, float cloud TFLite) for a cut of an ONNX model; a float edge with `edge_float`
+    (for a per-layer precision mix, quantised afterwards)."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if cloud_only:  # the frame crosses: quantise it on the edge, the whole model runs in the cloud
@@ -115,7 +116,7 @@ def convert_onnx_halves(
         edge_onnx = extract(model, graph_inputs, crossing, work / "edge.onnx")
         (work / "edge").mkdir()
         edge_saved = onnx_to_saved_model(edge_onnx, work / "edge", calib)
-        edge = saved_model_to_tflite(edge_saved, [calib])
+        edge = saved_model_to_tflite(edge_saved, None if edge_float else [calib])
         if edge_only:
             return edge, b""
         cloud_onnx = extract(model, crossing, outputs, work / "cloud.onnx")

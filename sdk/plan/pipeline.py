@@ -143,8 +143,8 @@ def plan_model(
         model_name=graph.name,
         model_sha256=sha,
         model_format=graph.source_format,
-        target=edge_t.name,
-        cloud=cloud_t.name,
+        target=_target_ref(target, edge_t.name),
+        cloud=_target_ref(cloud, cloud_t.name),
         max_accuracy_drop=constraints.max_accuracy_drop,
     )
     return make_plan(
@@ -158,6 +158,14 @@ def plan_model(
         notes=tuple(notes),
         max_split=max_split,
     )
+
+
+def _target_ref(given: str | Path, name: str) -> str:
+    """How the plan names its target: a shipped target by name, a descriptor file by its absolute path
+    (so `convert` finds the same file again)."""
+    from splitsdk.profile import list_targets
+
+    return name if str(given) in list_targets() else str(Path(given).resolve())
 
 
 def _max_split(graph: LayerGraph, cloud_ops: tuple[str, ...]) -> int | None:
