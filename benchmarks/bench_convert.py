@@ -6,7 +6,7 @@ pipeline's measured output error next to the plan's float simulation and error p
 Unless --no-mix, the planned split is converted a second time with a per-layer precision mix written into the
 plan (every third weighted edge layer at int16 activations, the second one in float, the rest int8), next
 to the plain int8 conversion, in separate processes.
-Usage: python benchmarks/bench_convert.py [--models resnet50,mobilenetv2] [--samples 16] [--no-mix]
+Usage: python benchmarks/bench_convert.py [--models resnet50,mobilenetv2] [--uplinks 3,0.5] [--samples 16] [--no-mix]
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def measure(name: str, samples: int, uplink: float, mix: bool = False) -> dict[s
         t0 = time.perf_counter()
         plan = plan_model(str(path), "cortex-a7", Link(uplink, 10.0), Constraints(), exact=None)
         save_plan(plan, Path(tmp) / "plan.json")
-        mixed = mixed_solution(Path(tmp) / "plan.json", path) if mix and plan.solution.edge_layers else None
+        if mix and not plan.solution.edge_layers:
+            return {"skip": True}  # CLOUD-ONLY: no edge layer to mix
+        mixed = mixed_solution(Path(tmp) / "plan.json", path) if mix else None
         t1 = time.perf_counter()
         report = convert_plan(Path(tmp) / "plan.json", path, Path(tmp) / "bundle", samples=samples)
         t2 = time.perf_counter()
@@ -89,29 +91,32 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--samples", type=int, default=16)
-    ap.add_argument("--uplink", type=float, default=3.0)
+    ap.add_argument("--uplinks", default="3,0.5", help="uplink rates in Mbit/s, each a plan (default 3,0.5)")
     ap.add_argument("--no-mix", dest="mix", action="store_false",
                     help="skip the second conversion of each split with a per-layer precision mix")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-mix", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.samples, args.uplink, args.child_mix)))
+        print(json.dumps(measure(args.child, args.samples, float(args.uplinks), args.child_mix)))
         return
-    print("| model | plan (split / layers, sent) | plan s | convert s | peak RSS GB | edge.tflite bytes | "
+    print("| model | Mbit/s | plan (split / layers, sent) | plan s | convert s | peak RSS GB | edge.tflite bytes | "
           "predicted edge bytes | ratio | output MSE | float simulation | error proxy |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    runs = [(name, mix) for name in args.models.split(",") for mix in ((False, True) if args.mix else (False,))]
-    for name, mix in runs:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    runs = [(name, rate, mix) for name in args.models.split(",") for rate in args.uplinks.split(",")
+            for mix in ((False, True) if args.mix else (False,))]
+    for name, rate, mix in runs:
         proc = subprocess.run([sys.executable, __file__, "--child", name, "--samples", str(args.samples),
-                               "--uplink", str(args.uplink), *(["--child-mix"] if mix else [])],
+                               "--uplinks", rate, *(["--child-mix"] if mix else [])],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"| {name} | failed: {proc.stderr.strip().splitlines()[-1][:100]} |")
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
+        if r.get("skip"):
+            continue
         sent = ", ".join(f"{t}@{b}b" for t, b in r["crossing"])
-        print(f"| {name} | {r['kind']} {r['split']}/{r['layers']} ({sent}){r['mix']} | {r['plan_s']:.1f} | "
+        print(f"| {name} | {rate} | {r['kind']} {r['split']}/{r['layers']} ({sent}){r['mix']} | {r['plan_s']:.1f} | "
               f"{r['convert_s']:.1f} | "
               f"{r['peak_rss_gb']:.2f} | {r['edge_bytes']:,} | {r['predicted_bytes']:,} | "
               f"{r['edge_bytes'] / max(r['predicted_bytes'], 1):.3f} | {r['mse']:.3g} | {r['simulated']:.3g} | "

@@ -68,8 +68,9 @@ def test_split_bundle_with_two_crossing_tensors(two_head_file: Path, tmp_path: P
     v = report.verification
     assert v is not None and v.samples == 16
     # the stated bound: the real int8 pipeline's output MSE is within twice the plan's float simulation
-    # (b-bit weights, each sent tensor on its b-bit grid) plus a 1e-6 floor for int8 rounding inside
-    assert 0 < v.output_mse <= 2 * v.simulated_mse + 1e-6
+    # (weights, input and every layer's output on the grids the runtime uses, each sent tensor on its b-bit
+    # grid) plus a 1e-6 floor; and the simulation is a prediction, not a loose ceiling: at least half of it
+    assert 0.5 * v.simulated_mse <= v.output_mse <= 2 * v.simulated_mse + 1e-6
     assert (tmp_path / "bundle" / "plan.json").read_bytes() == plan.read_bytes()
 
 

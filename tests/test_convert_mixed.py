@@ -66,8 +66,9 @@ def test_each_layer_executes_the_precision_the_plan_asks(mixed_bundle: tuple[Pat
     assert [(c.tensor, c.bits) for c in bundle.crossing] == [("c2", 8), ("c4", 4)]
     assert bundle.crossing[1].lut.max() == 15
     v = report.verification  # type: ignore[attr-defined]
-    # the stated bound, as for int8 plans: within twice the plan's float simulation plus a 1e-6 floor
-    assert v is not None and 0 < v.output_mse <= 2 * v.simulated_mse + 1e-6
+    # the stated bound, as for int8 plans: within twice the plan's float simulation (int16 layers on the
+    # int16 grid, float layers as is) plus a 1e-6 floor, and at least half of it
+    assert v is not None and 0.5 * v.simulated_mse <= v.output_mse <= 2 * v.simulated_mse + 1e-6
 
 
 def test_the_file_holds_int16_float_and_dynamic_layers(mixed_file: Path, tmp_path: Path) -> None:
@@ -222,6 +223,26 @@ def test_the_planners_own_16_bit_plan_converts(mixed_file: Path, tmp_path: Path)
         expect = "float32" if w > 8 else "int16x8" if a > 8 else "int8"
         assert layers[name].split(" ")[0] == expect, name
     assert abs(report.size_ratio - 1.0) <= 0.05, (report.edge_tflite_bytes, report.predicted_edge_weight_bytes)
+    v = report.verification
+    assert v is not None and v.output_mse <= 2 * v.simulated_mse + 1e-6
+
+
+def test_a_mix_over_256_kib_of_weights_converts(tmp_path: Path) -> None:
+    # above 256 KiB of constants the quantiser writes buffers after the flatbuffer (offset/size); the
+    # outputs' rewiring must carry them over (a ResNet-50 mix once failed to load: "out of range offset")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4, 4, 128), name="feat")
+    a = keras.layers.Conv2D(256, 3, padding="same", activation="relu", name="big")(x)  # 294,912 weights
+    b = keras.layers.Conv2D(16, 1, name="small")(a)
+    model = keras.Model(x, keras.layers.Dense(3, name="out")(keras.layers.GlobalAveragePooling2D(name="gap")(b)))
+    path = tmp_path / "big.keras"
+    model.save(path)
+    plan = forced_plan(path, tmp_path / "plan.json", split=2, layer_bits={"big": (8, 8), "small": (8, 16)})
+    report = convert_plan(plan, path, tmp_path / "bundle", samples=4)
+    assert report.edge_tflite_bytes > 256 * 1024
+    assert report.precisions == {"big": "int8", "small": "int16x8"}
     v = report.verification
     assert v is not None and v.output_mse <= 2 * v.simulated_mse + 1e-6
 

@@ -32,7 +32,7 @@ from splitsdk.convert.tflite import (
     to_float_tflite,
     to_int8_tflite,
 )
-from splitsdk.convert.verify import Verification, simulate, verify_bundle
+from splitsdk.convert.verify import Verification, simulate, simulated_edge, verify_bundle
 from splitsdk.errors import PlanError, TargetError
 from splitsdk.graph import LayerGraph, load_graph, model_sha256
 from splitsdk.graph.keras_import import call_outputs
@@ -139,6 +139,7 @@ def _keras_halves(
         emulated = fake_quantize_weights(edge, dict(sol.weight_bits), graph)
         content = to_int8_tflite(edge, [calib])
     cloud = cloud_model(graph, crossing, layers)
+    widths = {n: p.activations for n, p in want.items()}
 
     def write_cloud(folder: Path) -> None:
         save_keras_deterministic(cloud, folder / "cloud.keras")
@@ -152,7 +153,8 @@ def _keras_halves(
         write_cloud=write_cloud,
         cloud_name="cloud.keras",
         emulated=emulated,
-        simulate=lambda c, bits, x: simulate(edge, cloud, c, bits, x),
+        simulate=lambda c, bits, x: simulate(simulated_edge(graph, layers, crossing, dict(sol.weight_bits),
+                                                            widths, c), cloud, c, bits, x),
         executed=executed,
     )
 

@@ -75,12 +75,12 @@ def to_mixed_tflite(
             f"layer {lost[0]!r}: no TFLite op computes its output (the converter fused it into a neighbour), "
             f"so it cannot run at {want[lost[0]].name} on its own"
         )
-    model = fb.convert_bytearray_to_object(bytearray(flat))
+    model = fb.read_model_from_bytearray(bytearray(flat))
     outputs = [bytes(model.subgraphs[0].tensors[i].name).decode() for i in model.subgraphs[0].outputs]
     ranges = _output_ranges(flat, calib)
     _hide_consumed_outputs(model)
     quantised = _quantise(bytes(fb.convert_object_to_bytearray(model)), ops, want, calib)
-    model = fb.convert_bytearray_to_object(bytearray(quantised))
+    model = fb.read_model_from_bytearray(bytearray(quantised))
     _int8_outputs(model, outputs, ranges)
     _widen_through_float(model)
     content = bytes(fb.convert_object_to_bytearray(model))
@@ -293,7 +293,7 @@ def executed_precisions(content: bytes, ops: dict[str, str]) -> dict[str, Precis
     """Read back, per plan layer, the containers its op's weights and output have in the file."""
     from ai_edge_litert.tools import flatbuffer_utils as fb
 
-    model = fb.convert_bytearray_to_object(bytearray(content))
+    model = fb.read_model_from_bytearray(bytearray(content))
     sg = model.subgraphs[0]
     by_name = {bytes(t.name).decode(): i for i, t in enumerate(sg.tensors)}
     producer = {o: op for op in sg.operators for o in op.outputs}

@@ -7,6 +7,7 @@ the edge layers (emulation on the int8 container), never in the user's model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,15 +19,23 @@ from splitsdk.quant import quantize_symmetric
 CONTAINER_BITS = 8
 
 
-def edge_model(graph: LayerGraph, edge_layers: list[str], crossing: list[str], name: str = "edge") -> Any:
-    """inputs -> crossing tensors. A crossing model input passes through an Identity layer."""
+def edge_model(
+    graph: LayerGraph,
+    edge_layers: list[str],
+    crossing: list[str],
+    name: str = "edge",
+    transform: Callable[[str, Any], Any] | None = None,
+) -> Any:
+    """inputs -> crossing tensors. A crossing model input passes through an Identity layer.
+    `transform(tensor, value)` may wrap every tensor, the inputs included (e.g. in a fake quantiser)."""
     import keras
 
     needed_inputs = [t for t in graph.inputs if _reads(graph, edge_layers, t) or t in crossing]
     inputs = {t: keras.Input(shape=graph.tensors[t].shape, name=f"{_safe(t)}_in") for t in needed_inputs}
     from splitsdk.graph import run_layers
 
-    values = run_layers(graph, dict(inputs), edge_layers)
+    feeds = {t: v if transform is None else transform(t, v) for t, v in inputs.items()}
+    values = run_layers(graph, feeds, edge_layers, transform=transform)
     outs = []
     for t in crossing:
         v = values[t]
@@ -78,12 +87,15 @@ def cloud_model(graph: LayerGraph, crossing: list[str], edge_layers: list[str], 
     return _copy(build_keras(graph, inputs=crossing, outputs=graph.outputs, layers=cloud_layers, name=name))
 
 
-def fake_quantize_weights(model: Any, weight_bits: dict[str, int], graph: LayerGraph) -> list[str]:
-    """Put the kernels of layers with fewer than 8 weight bits on their b-bit grid. Returns those layers."""
+def fake_quantize_weights(
+    model: Any, weight_bits: dict[str, int], graph: LayerGraph, container: bool = False
+) -> list[str]:
+    """Put the kernels of layers with fewer than 8 weight bits (with `container`, 8 too: what the runtime
+    itself rounds) on their b-bit grid. Returns those layers."""
     emulated = []
     by_name = {layer.name: layer for layer in model.layers}
     for gname, bits in sorted(weight_bits.items()):
-        if bits >= CONTAINER_BITS:
+        if bits > CONTAINER_BITS or (bits == CONTAINER_BITS and not container):
             continue
         layer = by_name.get(_keras_name(graph, gname))
         if layer is None:

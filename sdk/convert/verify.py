@@ -67,9 +67,47 @@ def full_model_outputs(graph: LayerGraph, x: np.ndarray) -> list[np.ndarray]:
     return outs
 
 
+def simulated_edge(
+    graph: LayerGraph,
+    edge_layers: list[str],
+    crossing: list[str],
+    weight_bits: dict[str, int],
+    widths: dict[str, int],
+    calib: np.ndarray,
+) -> Any:
+    """The edge half in float with what its runtime rounds: weights on their b-bit grid (8 included), the input and each
+    layer's output on the grid of the width it executes at (`widths`: 8 int8, asymmetric; 16 int16,
+    symmetric; 32 float, as is), over the ranges the float model shows on the calibration data."""
+    from splitsdk.convert.fake_quant import FakeQuant
+    from splitsdk.convert.split import edge_model, edge_with_probe, fake_quantize_weights
+
+    def value_range(v: np.ndarray) -> tuple[float, float]:
+        return float(v.min()), float(v.max())
+
+    ranges = {t: value_range(calib) for t in graph.inputs}
+    width = dict.fromkeys(graph.inputs, 8)
+    if edge_layers:
+        edge, probe = edge_with_probe(graph, edge_layers, crossing)
+        fake_quantize_weights(edge, weight_bits, graph)
+        for n, v in zip(edge_layers, call_outputs(probe, [calib]), strict=True):
+            ranges[graph.layer(n).outputs[0]] = value_range(v)
+            width[graph.layer(n).outputs[0]] = widths[n]
+
+    def transform(tensor: str, value: Any) -> Any:
+        bits = width.get(tensor, 32)
+        if bits >= 32:
+            return value
+        safe = "".join(c if c.isalnum() else "_" for c in tensor)
+        return FakeQuant(*ranges[tensor], bits, symmetric=bits == 16, name=f"fq_{safe}")(value)
+
+    sim = edge_model(graph, edge_layers, crossing, name="edge_sim", transform=transform)
+    fake_quantize_weights(sim, weight_bits, graph, container=True)
+    return sim
+
+
 def simulate(edge: Any, cloud: Any, calib: np.ndarray, bits: list[int], x: np.ndarray) -> list[np.ndarray]:
-    """The plan in float: the (fake-quantised) edge model, each sent tensor on its b-bit grid over the
-    range seen on the calibration data, the float cloud model. What int8 execution adds is the rest."""
+    """The plan in float: the simulated edge (`simulated_edge`), each sent tensor on its b-bit grid over
+    the range seen on the calibration data, the float cloud model. What integer kernels add is the rest."""
     from splitsdk.quant import quantize_range
 
     ranges = [(float(v.min()), float(v.max())) for v in call_outputs(edge, [calib])]

@@ -257,10 +257,12 @@ def run_layers(
     feeds: dict[str, Any],
     layers: Sequence[str] | None = None,
     on_output: Callable[[str, Any], None] | None = None,
+    transform: Callable[[str, Any], Any] | None = None,
 ) -> dict[str, Any]:
     """Replay (part of) a Keras-sourced graph on tensors: symbolic KerasTensors or eager arrays.
 
     `feeds` maps tensor names to values; layers run in topological order. Returns every tensor value.
+    `transform(tensor, value)`, where given, replaces each value a layer produces (what later layers read).
     """
     values = dict(feeds)
     order = list(layers) if layers is not None else graph.topological_order()
@@ -271,7 +273,7 @@ def run_layers(
             raise ModelError(f"layer '{name}' has no Keras source to run")
         outs = call(values)
         for tname, val in zip(layer.outputs, outs, strict=True):
-            values[tname] = val
+            values[tname] = val if transform is None else transform(tname, val)
             if on_output is not None:
                 on_output(tname, val)
     return values
