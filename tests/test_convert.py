@@ -213,3 +213,22 @@ def test_plan_predicts_the_real_edge_file_size(tmp_path: Path) -> None:
         report = convert_plan(plan, path, tmp_path / f"b{memory}", samples=4, verify=False)
         assert report.kind != "CLOUD_ONLY"
         assert abs(report.size_ratio - 1.0) <= 0.05, (report.edge_tflite_bytes, report.predicted_edge_weight_bytes)
+
+
+def test_simulation_knows_the_runtimes_fixed_softmax_range(tmp_path: Path) -> None:
+    # TFLite's int8 softmax output has scale 1/256 whatever the data: 40 classes near 1/40 each lose most of
+    # their precision. The simulation rounds them the same way, so it still predicts the measured error.
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((8, 8, 3), name="img")
+    h = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(x)
+    y = keras.layers.Dense(40, activation="softmax", name="probs")(keras.layers.Flatten(name="flat")(h))
+    path = tmp_path / "softmax.keras"
+    keras.Model(x, y).save(path)
+    n = len(load_graph(path))
+    plan = forced_plan(path, tmp_path / "plan.json", split=n)  # EDGE-ONLY: the probabilities are sent
+    report = convert_plan(plan, path, tmp_path / "bundle", samples=16)
+    v = report.verification
+    assert v is not None and v.output_mse > 1e-6  # coarse: steps of 1/256 on values near 1/40
+    assert 0.5 * v.simulated_mse <= v.output_mse <= 2 * v.simulated_mse + 1e-6

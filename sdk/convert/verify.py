@@ -67,6 +67,22 @@ def full_model_outputs(graph: LayerGraph, x: np.ndarray) -> list[np.ndarray]:
     return outs
 
 
+# TFLite's integer kernels give these activations a fixed output range whatever the data (int8 softmax and
+# logistic: scale 1/256, zero point -128; tanh: scale 1/128, zero point 0)
+FIXED_RANGES = {"softmax": (0.0, 255 / 256), "sigmoid": (0.0, 255 / 256), "tanh": (-1.0, 127 / 128)}
+
+
+def _activation(graph: LayerGraph, name: str) -> str | None:
+    """The activation a layer ends with: fused into it, or the layer itself (Activation, Softmax)."""
+    layer = graph.layer(name)
+    if layer.activation:
+        return layer.activation
+    if layer.op == "Softmax":
+        return "softmax"
+    act = layer.attrs.get("activation") if layer.op == "Activation" else None
+    return str(act) if act else None
+
+
 def simulated_edge(
     graph: LayerGraph,
     edge_layers: list[str],
@@ -77,7 +93,8 @@ def simulated_edge(
 ) -> Any:
     """The edge half in float with what its runtime rounds: weights on their b-bit grid (8 included), the input and each
     layer's output on the grid of the width it executes at (`widths`: 8 int8, asymmetric; 16 int16,
-    symmetric; 32 float, as is), over the ranges the float model shows on the calibration data."""
+    symmetric; 32 float, as is), over the ranges the float model shows on the calibration data (the
+    runtime's fixed ranges for softmax, sigmoid and tanh outputs)."""
     from splitsdk.convert.fake_quant import FakeQuant
     from splitsdk.convert.split import edge_model, edge_with_probe, fake_quantize_weights
 
@@ -90,7 +107,7 @@ def simulated_edge(
         edge, probe = edge_with_probe(graph, edge_layers, crossing)
         fake_quantize_weights(edge, weight_bits, graph)
         for n, v in zip(edge_layers, call_outputs(probe, [calib]), strict=True):
-            ranges[graph.layer(n).outputs[0]] = value_range(v)
+            ranges[graph.layer(n).outputs[0]] = FIXED_RANGES.get(_activation(graph, n) or "", value_range(v))
             width[graph.layer(n).outputs[0]] = widths[n]
 
     def transform(tensor: str, value: Any) -> Any:
