@@ -116,10 +116,11 @@ def main() -> None:
         if r.get("skip"):
             continue
         sent = ", ".join(f"{t}@{b}b" for t, b in r["crossing"])
+        ratio = f"{r['edge_bytes'] / r['predicted_bytes']:.3f}" if r["predicted_bytes"] else "–"
         print(f"| {name} | {rate} | {r['kind']} {r['split']}/{r['layers']} ({sent}){r['mix']} | {r['plan_s']:.1f} | "
               f"{r['convert_s']:.1f} | "
               f"{r['peak_rss_gb']:.2f} | {r['edge_bytes']:,} | {r['predicted_bytes']:,} | "
-              f"{r['edge_bytes'] / max(r['predicted_bytes'], 1):.3f} | {r['mse']:.3g} | {r['simulated']:.3g} | "
+              f"{ratio} | {r['mse']:.3g} | {r['simulated']:.3g} | "
               f"{r['proxy']:.3g} |")
 
 
