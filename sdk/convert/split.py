@@ -61,9 +61,13 @@ def edge_with_probe(graph: LayerGraph, edge_layers: list[str], crossing: list[st
 
 def passthrough(x: Any, name: str) -> Any:
     """An identity the converter keeps, so a crossing model input leaves the edge model quantised to int8
-    (a plain Identity is pruned and leaves a float output): a ReLU with a slope of 1 on both sides."""
+    (a plain Identity, or a ReLU with slope 1, is pruned and leaves a float output). For an image a 1x1
+    max pooling: one int8 op after the input's QUANTIZE. Otherwise a ReLU with a slope of 1 on both sides
+    and a huge cap, which survives as a few elementwise ops."""
     import keras
 
+    if len(x.shape) == 4:
+        return keras.layers.MaxPooling2D(pool_size=1, strides=1, name=name)(x)
     return keras.layers.ReLU(max_value=1e9, negative_slope=1.0, name=name)(x)
 
 
