@@ -131,7 +131,6 @@ def _all_tensors_interpreter(content: bytes) -> Any:
 
 def _output_ranges(flat: bytes, calib: np.ndarray) -> dict[str, tuple[float, float]]:
     """Each float output's range over the calibration samples, widened to hold 0 (as int8 needs)."""
-
     names = [str(d["name"]) for d in interpreter(flat).get_output_details()]
     values = run_tflite(flat, [calib])
     return {n: (min(float(v.min()), 0.0), max(float(v.max()), 0.0)) for n, v in zip(names, values, strict=True)}
