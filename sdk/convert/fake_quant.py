@@ -10,6 +10,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from splitsdk.quant import minmax_grid
+
 
 @keras.saving.register_keras_serializable(package="splitsdk")
 class FakeQuant(keras.layers.Layer):
@@ -26,10 +28,8 @@ class FakeQuant(keras.layers.Layer):
             top = 2 ** (self.bits - 1) - 1
             scale = max(-lo, hi) / top or 1.0
             return ops.clip(ops.round(x / scale), -top, top) * scale
-        levels = 2**self.bits - 1
-        scale = (hi - lo) / levels or 1.0
-        zp = round(-lo / scale)
-        return (ops.clip(ops.round(x / scale) + zp, 0, levels) - zp) * scale
+        scale, zp = minmax_grid(lo, hi, self.bits)
+        return (ops.clip(ops.round(x / scale) + zp, 0, 2**self.bits - 1) - zp) * scale
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "lo": self.lo, "hi": self.hi, "bits": self.bits, "symmetric": self.symmetric}

@@ -29,6 +29,7 @@ import numpy as np
 from splitsdk.convert.tflite import ConvertError, interpreter, run_tflite
 from splitsdk.errors import first_line
 from splitsdk.profile.types import FLOAT_BITS
+from splitsdk.quant import minmax_grid
 from splitsdk.quiet import quiet
 
 INT8, INT16, FLOAT32 = "int8", "int16", "float32"
@@ -99,8 +100,8 @@ def _layer_ops(
     flat: bytes, reference: Callable[[np.ndarray], list[np.ndarray]], layers: list[str], x: np.ndarray
 ) -> dict[str, str]:
     """Plan layer -> output tensor name of the first TFLite op (execution order) computing its value."""
+    interp = interpreter(flat, all_tensors=True)
     with quiet():
-        interp = _all_tensors_interpreter(flat)
         interp.set_tensor(interp.get_input_details()[0]["index"], x.astype(np.float32))
         interp.invoke()
     refs = dict(zip(layers, reference(x), strict=True))
@@ -121,19 +122,11 @@ def _layer_ops(
     return found
 
 
-def _all_tensors_interpreter(content: bytes) -> Any:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=True)
-    interp.allocate_tensors()
-    return interp
-
-
 def _output_ranges(flat: bytes, calib: np.ndarray) -> dict[str, tuple[float, float]]:
-    """Each float output's range over the calibration samples, widened to hold 0 (as int8 needs)."""
+    """Each float output's range over the calibration samples."""
     names = [str(d["name"]) for d in interpreter(flat).get_output_details()]
     values = run_tflite(flat, [calib])
-    return {n: (min(float(v.min()), 0.0), max(float(v.max()), 0.0)) for n, v in zip(names, values, strict=True)}
+    return {n: (float(v.min()), float(v.max())) for n, v in zip(names, values, strict=True)}
 
 
 def _hide_consumed_outputs(model: Any) -> None:
@@ -274,9 +267,8 @@ def _append_quantize(model: Any, src: int, lo_hi: tuple[float, float]) -> int:
     """A QUANTIZE op from tensor `src` (float or int16) to a new int8 tensor on the range `lo_hi`."""
     from ai_edge_litert import schema_py_generated as schema
 
-    lo, hi = lo_hi
-    scale = (hi - lo) / 255.0 or 1.0
-    zero_point = int(np.clip(round(-128 - lo / scale), -128, 127))
+    scale, code_zero_point = minmax_grid(*lo_hi, 8)
+    zero_point = code_zero_point - 128  # int8 holds the codes 0..255 shifted by -128
     sg = model.subgraphs[0]
     dst = _new_tensor(sg, sg.tensors[src], b"_int8", schema.TensorType.INT8)
     sg.tensors[dst].quantization = schema.QuantizationParametersT()

@@ -74,11 +74,12 @@ def to_float_tflite(model: Any) -> bytes | None:
         return None
 
 
-def interpreter(content: bytes) -> Any:
+def interpreter(content: bytes, all_tensors: bool = False) -> Any:
+    """A single-threaded ai-edge-litert interpreter; `all_tensors` keeps every intermediate tensor readable."""
     from ai_edge_litert.interpreter import Interpreter
 
     with quiet():  # the runtime announces its XNNPACK delegate on stderr
-        interp = Interpreter(model_content=content, num_threads=1)
+        interp = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=all_tensors)
         interp.allocate_tensors()
     return interp
 

@@ -25,9 +25,8 @@ from splitsdk.plan.problem import (
     Evaluation,
     PlanProblem,
     edge_latency,
-    fixed_model_bytes,
+    model_file_bytes,
     tensor_bytes,
-    weight_set_bytes,
 )
 from splitsdk.profile.types import FLOAT_BITS, LatencyProfile, Link
 
@@ -103,7 +102,6 @@ def evaluate_cut(
     keep = set(crossing) | (set(graph.outputs) if everything else set())
     steps = graph._live_sets(prefix, keep) if prefix else []  # same liveness as live_sets(k)
     peak = max((sum(stored(e, tbits(t)) for t, e in s.items()) for s in steps), default=0)
-    weight_sets = {lay.weight_key: lay for lay in prefix if lay.quantizable}
     model_file = problem.model_file if problem is not None else None
     error = 0.0
     if problem is not None:
@@ -113,8 +111,9 @@ def evaluate_cut(
         transmit_ms=link.transmit_ms(tx),
         cloud_ms=sum(profile.cloud_ms(n) for n in order if n not in on_edge),
         transmit_bytes=tx,
-        edge_weight_bytes=sum(weight_set_bytes(lay, bits, storage, model_file) for lay in weight_sets.values())
-        + fixed_model_bytes(prefix, len(crossing) or len(graph.outputs), model_file),
+        edge_weight_bytes=model_file_bytes(
+            prefix, {lay.name: bits for lay in prefix}, len(crossing) or len(graph.outputs), storage, model_file
+        ),
         peak_activation_bytes=peak,
         error=error,
     )

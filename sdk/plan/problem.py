@@ -107,6 +107,20 @@ def fixed_model_bytes(edge_layers: Sequence[Layer], n_outputs: int, model_file: 
     )
 
 
+def model_file_bytes(
+    layers: Sequence[Layer],
+    weight_bits: Mapping[str, int],
+    n_outputs: int,
+    storage: Mapping[int, int],
+    model_file: ModelFile | None,
+) -> int:
+    """An edge model file of `layers` at `weight_bits` (by layer): each weight set once, plus the records."""
+    weight_sets = {lay.weight_key: lay for lay in layers if lay.quantizable}
+    return sum(
+        weight_set_bytes(lay, weight_bits[lay.name], storage, model_file) for lay in weight_sets.values()
+    ) + fixed_model_bytes(layers, n_outputs, model_file)
+
+
 def activation_container(wbits: int, abits: int) -> int:
     """The width a layer's output really has in an edge model: 8 (int8), 16 (int16x8) or 32 (float,
     including dynamic-range layers, whose outputs are float, and any layer with weights above 8 bits)."""
@@ -157,12 +171,9 @@ def edge_file_bytes(
     precision mix adds): a plan's `edge_weight_bytes`, for checking a hand-edited or mixed solution."""
     storage = {b: quant.storage_bits(b) for b in {*weight_bits.values(), FLOAT_BITS}}
     layers = [graph.layer(n) for n in edge_layers]
-    weight_sets = {lay.weight_key: lay for lay in layers if lay.quantizable}
     mf = quant.model_file
-    return (
-        sum(weight_set_bytes(lay, weight_bits[lay.name], storage, mf) for lay in weight_sets.values())
-        + fixed_model_bytes(layers, len(crossing) or len(graph.outputs), mf)
-        + precision_mix_bytes(graph, edge_layers, crossing, weight_bits, activation_bits, mf)
+    return model_file_bytes(layers, weight_bits, len(crossing) or len(graph.outputs), storage, mf) + (
+        precision_mix_bytes(graph, edge_layers, crossing, weight_bits, activation_bits, mf)
     )
 
 

@@ -3,6 +3,7 @@
 from splitsdk.quant.calib import Dataset, load_dataset
 from splitsdk.quant.sensitivity import (
     measure_sensitivity,
+    minmax_grid,
     quantize_range,
     quantize_symmetric,
     sensitivity_from_json,
@@ -15,6 +16,7 @@ __all__ = [
     "Sensitivity",
     "load_dataset",
     "measure_sensitivity",
+    "minmax_grid",
     "quantize_range",
     "quantize_symmetric",
     "sensitivity_from_json",

@@ -40,15 +40,20 @@ def quantize_symmetric(w: np.ndarray, bits: int) -> np.ndarray:
     return np.asarray(np.clip(np.round(w / scale), -qmax, qmax) * scale, dtype=w.dtype)
 
 
+def minmax_grid(lo: float, hi: float, bits: int) -> tuple[float, int]:
+    """The asymmetric `bits`-bit grid over [lo, hi] widened to hold 0: (scale, zero point in 0..2^bits-1)."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    levels = 2**bits - 1
+    scale = (hi - lo) / levels if hi > lo else 1.0
+    return scale, int(np.clip(round(-lo / scale), 0, levels))
+
+
 def quantize_range(x: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
     """Asymmetric fake-quantisation of `x` over the calibrated range [lo, hi] (0 always representable)."""
     if bits >= FLOAT_BITS:
         return x
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
-    levels = 2**bits - 1
-    scale = (hi - lo) / levels if hi > lo else 1.0
-    zp = np.round(-lo / scale)
-    q = np.clip(np.round(x / scale) + zp, 0, levels)
+    scale, zp = minmax_grid(lo, hi, bits)
+    q = np.clip(np.round(x / scale) + zp, 0, 2**bits - 1)
     return np.asarray((q - zp) * scale, dtype=x.dtype)
 
 

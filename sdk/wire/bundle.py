@@ -71,12 +71,9 @@ class Bundle:
 
 def wire_quant_params(edge_scale: float, edge_zero_point: int, bits: int) -> tuple[float, int]:
     """Min-max b-bit grid covering the whole int8 range of an edge tensor: (scale, zero point)."""
-    lo = (-128 - edge_zero_point) * edge_scale
-    hi = (127 - edge_zero_point) * edge_scale
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
-    levels = (1 << bits) - 1
-    scale = (hi - lo) / levels if hi > lo else 1.0
-    zero_point = int(np.clip(round(-lo / scale), 0, levels))
+    from splitsdk.quant import minmax_grid
+
+    scale, zero_point = minmax_grid((-128 - edge_zero_point) * edge_scale, (127 - edge_zero_point) * edge_scale, bits)
     return float(np.float32(scale)), zero_point
 
 
