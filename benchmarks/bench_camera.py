@@ -25,9 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from splitsdk.camera.flash import app_stats, flash  # noqa: E402
 from splitsdk.camera.image import build_image  # noqa: E402
 from splitsdk.camera.qemu import camera_down, camera_up  # noqa: E402
-from splitsdk.codegen.build import build_firmware  # noqa: E402
-from splitsdk.codegen.emulate import Receiver  # noqa: E402
 from splitsdk.examples.lpr.data import write_frames  # noqa: E402
+from splitsdk.toolchain.build import build_firmware  # noqa: E402
+from splitsdk.toolchain.emulate import Receiver  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "firmware_examples" / "camera-net-cortex-a7"

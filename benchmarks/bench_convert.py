@@ -31,7 +31,7 @@ def mixed_solution(plan_path: Path, model: Path) -> dict[str, object]:
     from splitsdk.graph import load_graph
     from splitsdk.plan import load_plan, save_plan
     from splitsdk.plan.problem import edge_file_bytes
-    from splitsdk.profile import load_target
+    from splitsdk.target import load_target
 
     plan = load_plan(plan_path)
     graph = load_graph(model)

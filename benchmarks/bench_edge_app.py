@@ -27,8 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from splitsdk import wire  # noqa: E402
 from splitsdk.codegen import generate  # noqa: E402
-from splitsdk.codegen.build import Firmware, build_firmware  # noqa: E402
-from splitsdk.codegen.emulate import AppRun, Receiver, app_args, run_app  # noqa: E402
+from splitsdk.toolchain.build import Firmware, build_firmware  # noqa: E402
+from splitsdk.toolchain.emulate import AppRun, Receiver, app_args, run_app  # noqa: E402
 from splitsdk.wire.bundle import wire_quant_params  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -238,9 +238,10 @@ def bench_model(name: str, edge: str, cloud: str, samples: int) -> list[dict[str
     from splitsdk.graph import load_graph, model_sha256
     from splitsdk.plan import PlanMeta, PlanProblem, make_plan
     from splitsdk.plan.pipeline import default_max_error
-    from splitsdk.profile import build_profile, load_target
+    from splitsdk.profile import build_profile
     from splitsdk.profile.types import FLOAT_BITS, Link
     from splitsdk.quant import load_dataset, measure_sensitivity
+    from splitsdk.target import load_target
 
     model = MODELS[name]()
     graph = load_graph(model)

@@ -1,9 +1,8 @@
 """codegen: bundle + target -> a self-contained CMake project for the edge app (`splitsdk generate`).
 
-Four layers, one direction (STYLE.md): the bundle manifest (the deployed plan) and the target
+Four layers, one direction: the bundle manifest (the deployed plan) and the target
 descriptor -> `edge_app()` view-model -> `render()` (pure, {path: content}) -> `write_project()` (the
-only code that writes). `build_firmware` and `emulate` (in `build.py`, `emulate.py`) take the project
-on from there.
+only code that writes). `splitsdk.toolchain` (build, emulate, verify) takes the project on from there.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from pathlib import Path
 from splitsdk.codegen.render import render
 from splitsdk.codegen.viewmodel import EdgeApp, ServerSettings, edge_app
 from splitsdk.codegen.writer import write_project
-from splitsdk.profile.targets import load_target
+from splitsdk.target import load_target
 from splitsdk.wire.bundle import load_bundle
 
 __all__ = ["EdgeApp", "ServerSettings", "edge_app", "generate", "render", "write_project"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from splitsdk import __version__
 from splitsdk.errors import GenerateError
-from splitsdk.profile.targets import Target
+from splitsdk.target import Target
 from splitsdk.wire.bundle import Bundle
 
 NATIVE_FILES = ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c")

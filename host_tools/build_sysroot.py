@@ -2,16 +2,16 @@
 """Build (or reuse) the cached sysroot of each deployable target: `python host_tools/build_sysroot.py [TARGET...]`.
 
 With no argument, every shipped target that has a [toolchain.sysroot] recipe. `make setup` runs it.
-The work is done by splitsdk.codegen.sysroot (the wheel's `splitsdk build` needs it too).
+The work is done by splitsdk.toolchain.sysroot (the wheel's `splitsdk build` needs it too).
 """
 
 from __future__ import annotations
 
 import sys
 
-from splitsdk.codegen.sysroot import ensure_sysroot
 from splitsdk.errors import SplitSdkError
-from splitsdk.profile.targets import list_targets, load_target
+from splitsdk.target import list_targets, load_target
+from splitsdk.toolchain.sysroot import ensure_sysroot
 
 
 def main(argv: list[str]) -> int:

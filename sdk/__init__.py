@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_graph": "splitsdk.graph",
     "LayerGraph": "splitsdk.graph",
-    "load_target": "splitsdk.profile",
+    "load_target": "splitsdk.target",
     "build_profile": "splitsdk.profile",
     "Link": "splitsdk.profile.types",
     "load_dataset": "splitsdk.quant",

@@ -55,6 +55,10 @@ class LinkError(SplitSdkError, ValueError):
     """A link rate or RTT that cannot be parsed (a ValueError too, so argparse `type=` reports it)."""
 
 
+class ConvertError(SplitSdkError):
+    """A plan that cannot be turned into a model the target runs."""
+
+
 class ToolchainError(SplitSdkError):
     """A cross toolchain, sysroot, QEMU or build step that is missing or fails."""
 

@@ -69,7 +69,8 @@ def inspect_model(
     graph = load_graph(model)
     result = Inspection(graph)
     if target is not None:
-        from splitsdk.profile import build_profile, load_target
+        from splitsdk.profile import build_profile
+        from splitsdk.target import load_target
 
         result.profile = build_profile(graph, load_target(target), load_target(cloud))
     if calib is not None or sensitivity:
@@ -80,7 +81,7 @@ def inspect_model(
         data = load_dataset(calib, graph.tensors[graph.inputs[0]].shape)
         bits = [2, 4, 6, 8, 16]
         if target is not None:
-            from splitsdk.profile import load_target
+            from splitsdk.target import load_target
 
             bits = sorted({*load_target(target).quant.candidate_bits, 16})
         result.sensitivity = measure_sensitivity(

@@ -74,7 +74,7 @@ def shared_bundle(base: Path, name: str = "one", **kw: object) -> Path:
 def shared_firmware(base: Path, bundle: Path, target: str, sanitize: bool = False) -> Path:
     """Generate + build `bundle` for `target` once per session; returns the firmware directory."""
     from splitsdk.codegen import generate
-    from splitsdk.codegen.build import build_firmware
+    from splitsdk.toolchain.build import build_firmware
 
     tag = f"{target}{'-asan' if sanitize else ''}"
     fw = base / f"fw-{tag}"

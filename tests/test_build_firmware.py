@@ -23,12 +23,12 @@ from edge_app_helpers import (
 )
 
 from splitsdk.codegen import generate
-from splitsdk.codegen.build import build_firmware, load_firmware, load_project
-from splitsdk.codegen.emulate import run_app
-from splitsdk.codegen.sysroot import ensure_sysroot
-from splitsdk.codegen.verify import VerifyError, verify
 from splitsdk.errors import ToolchainError
-from splitsdk.profile.targets import load_target
+from splitsdk.target import load_target
+from splitsdk.toolchain.build import build_firmware, load_firmware, load_project
+from splitsdk.toolchain.emulate import run_app
+from splitsdk.toolchain.sysroot import ensure_sysroot
+from splitsdk.toolchain.verify import VerifyError, verify
 from splitsdk.wire.bundle import load_bundle
 
 pytestmark = [pytest.mark.requires_toolchain, pytest.mark.requires_qemu, pytest.mark.slow]

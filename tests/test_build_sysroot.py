@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from splitsdk.codegen.sysroot import ensure_sysroot, recipe_hash, sysroot_path
 from splitsdk.errors import ToolchainError
-from splitsdk.profile.targets import load_target
+from splitsdk.target import load_target
+from splitsdk.toolchain.sysroot import ensure_sysroot, recipe_hash, sysroot_path
 
 DEPLOYABLE = ["cortex-a7", "host"]
 

@@ -26,7 +26,7 @@ from splitsdk.camera.image import build_image
 from splitsdk.camera.payload import prepare
 from splitsdk.camera.qemu import Camera, camera_down, camera_up
 from splitsdk.camera.ssh import Remote
-from splitsdk.codegen.emulate import Receiver, free_port
+from splitsdk.toolchain.emulate import Receiver, free_port
 
 pytestmark = [pytest.mark.requires_toolchain, pytest.mark.requires_qemu, pytest.mark.slow, pytest.mark.timeout(900)]
 

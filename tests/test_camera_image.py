@@ -27,7 +27,7 @@ from splitsdk.camera.image import load_image, userland_for
 from splitsdk.camera.modules import load_order
 from splitsdk.camera.payload import elf_info, prepare
 from splitsdk.camera.ssh import Remote
-from splitsdk.profile.targets import load_target
+from splitsdk.target import load_target
 
 TFLITE_STUB = b"\x1c\x00\x00\x00TFL3" + bytes(24)
 

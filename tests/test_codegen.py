@@ -16,7 +16,7 @@ from edge_app_helpers import build_bundle
 from splitsdk.codegen import ServerSettings, edge_app, generate, render, write_project
 from splitsdk.codegen.render import c_array, c_float
 from splitsdk.errors import GenerateError
-from splitsdk.profile.targets import load_target
+from splitsdk.target import load_target
 from splitsdk.wire.bundle import load_bundle
 
 REPO = Path(__file__).resolve().parent.parent
@@ -216,7 +216,7 @@ def test_wheel_can_generate_outside_the_source_tree(bundles: dict[str, Path], tm
 
 def test_a_target_is_a_file_and_travels_with_the_project(bundles: dict[str, Path], tmp_path: Path) -> None:
     """A user's own descriptor (here: the host one with other flags) generates a project that carries it."""
-    from splitsdk.codegen.build import load_project
+    from splitsdk.toolchain.build import load_project
 
     text = (REPO / "targets" / "host.toml").read_text()
     text = text.replace('name = "host"', 'name = "my-cam"').replace('"-march=x86-64-v2"', '"-march=x86-64-v3"')

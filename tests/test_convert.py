@@ -13,10 +13,11 @@ from plan_factory import forced_plan, make_plan
 
 from splitsdk.convert import ConvertError, convert_plan
 from splitsdk.convert.split import cloud_model, edge_model
-from splitsdk.convert.tflite import match_outputs, to_int8_tflite
+from splitsdk.convert.tflite import to_int8_tflite
 from splitsdk.errors import PlanError
 from splitsdk.graph import build_keras, load_graph
 from splitsdk.graph.keras_import import call_outputs
+from splitsdk.runtime import match_outputs
 from splitsdk.wire.bundle import load_bundle
 
 import model_zoo
@@ -80,7 +81,7 @@ def test_emulated_low_bit_weights_are_on_their_grid(two_head_file: Path, tmp_pat
     assert report.emulated_layers == ["c1"]
     v = report.verification
     assert v is not None and v.output_mse <= 2 * v.simulated_mse + 1e-6
-    from splitsdk.convert.tflite import interpreter
+    from splitsdk.runtime import interpreter
 
     interp = interpreter((tmp_path / "bundle" / "edge.tflite").read_bytes())
     kernels = [d for d in interp.get_tensor_details() if d["dtype"] == np.int8 and len(d["shape"]) == 4
@@ -118,7 +119,7 @@ def test_outputs_are_matched_by_value_not_assumed_in_order() -> None:
     # permutation instead of trusting positions (or the signature).
     import keras
 
-    from splitsdk.convert.tflite import io_details, run_tflite
+    from splitsdk.runtime import io_details, run_tflite
 
     x = keras.Input((6,), name="x")
     a = keras.layers.Dense(4, name="a")(x)

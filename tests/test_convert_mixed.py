@@ -15,8 +15,9 @@ from plan_factory import forced_plan
 
 from splitsdk.convert import ConvertError, convert_plan
 from splitsdk.convert.mixed import Precision, executed_precisions, to_mixed_tflite
-from splitsdk.convert.tflite import interpreter, io_details, match_outputs, run_tflite, to_float_tflite
+from splitsdk.convert.tflite import to_float_tflite
 from splitsdk.graph.keras_import import call_outputs
+from splitsdk.runtime import interpreter, io_details, match_outputs, run_tflite
 from splitsdk.wire.bundle import load_bundle
 
 import model_zoo
@@ -203,8 +204,8 @@ def test_the_planners_own_16_bit_plan_converts(mixed_file: Path, tmp_path: Path)
     # planner gives layers 16 bits, which the runtime executes as int16x8 (no weights) or float32 (16-bit
     # weights need the float container); convert builds exactly that and the file matches the plan's bytes
     from splitsdk.plan import Constraints, plan_model, save_plan
-    from splitsdk.profile.targets import builtin_targets_dir
     from splitsdk.profile.types import Link
+    from splitsdk.target import builtin_targets_dir
 
     text = (builtin_targets_dir() / "cortex-a7.toml").read_text()
     text = text.replace('name = "cortex-a7"', 'name = "a7-16"').replace("candidate_bits = [2, 4, 6, 8]",
@@ -254,8 +255,8 @@ def test_mixed_edge_model_runs_on_the_targets_tflite_under_qemu(
 ) -> None:
     # Debian's armhf TFLite 2.14.1 (the camera's runtime) against the host's ai-edge-litert, output by output
     from splitsdk.codegen import generate
-    from splitsdk.codegen.build import build_firmware
-    from splitsdk.codegen.verify import verify
+    from splitsdk.toolchain.build import build_firmware
+    from splitsdk.toolchain.verify import verify
 
     bundle_dir, _ = mixed_bundle
     generate(bundle_dir, "cortex-a7", tmp_path / "proj")
@@ -272,7 +273,7 @@ def test_planner_accounting_predicts_a_mixed_edge_file(tmp_path: Path) -> None:
     from splitsdk.graph import load_graph
     from splitsdk.plan.problem import edge_file_bytes
     from splitsdk.plan.schema import load_plan
-    from splitsdk.profile import load_target
+    from splitsdk.target import load_target
 
     path = tmp_path / "camera_net.keras"
     camera_net.build().save(path)
@@ -301,7 +302,7 @@ def test_planner_counts_the_conversion_ops_the_mixed_file_holds(
 
     from splitsdk.graph import load_graph
     from splitsdk.plan.problem import precision_mix_bytes
-    from splitsdk.profile import load_target
+    from splitsdk.target import load_target
 
     graph = load_graph(mixed_file)
     one_byte_each = dataclasses.replace(load_target("cortex-a7").quant.model_file, per_conversion_bytes=1.0,

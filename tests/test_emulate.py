@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from edge_app_helpers import host_pipeline, shared_bundle, shared_dir, shared_firmware, write_frames
 
-from splitsdk.codegen.build import load_firmware
-from splitsdk.codegen.emulate import (
+from splitsdk.toolchain.build import load_firmware
+from splitsdk.toolchain.emulate import (
     Receiver,
     ServerTls,
     app_args,

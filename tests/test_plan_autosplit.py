@@ -11,8 +11,8 @@ from splitsdk.plan import exact
 from splitsdk.plan.autosplit import ORIGIN_CLOUD, candidate_list, potential_splits, select
 from splitsdk.plan.problem import Assignment, PlanProblem
 from splitsdk.plan.synthetic import chain, profile_for, random_problem_parts, sensitivity_for
-from splitsdk.profile.targets import ModelFile
 from splitsdk.profile.types import Link
+from splitsdk.target import ModelFile
 
 BITS = [2, 4, 8]
 

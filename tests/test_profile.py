@@ -7,10 +7,11 @@ from test_profile_graphs import conv_layer, single_layer_graph, toy_graph
 
 from splitsdk.errors import ProfileError
 from splitsdk.graph.model import Layer
-from splitsdk.profile import FLOAT_BITS, build_profile, edge_bit_pairs, load_target
+from splitsdk.profile import FLOAT_BITS, build_profile, edge_bit_pairs
 from splitsdk.profile.analytic import layer_cost
 from splitsdk.profile.geometry import SimLayer, layer_work
 from splitsdk.profile.systolic import compute_cycles, memory_cycles, operand_words
+from splitsdk.target import load_target
 
 EDGES = ["eyeriss", "cortex-a7", "host"]
 

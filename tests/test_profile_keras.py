@@ -10,8 +10,9 @@ import pytest
 
 from splitsdk.graph import load_graph
 from splitsdk.graph.model import LayerGraph
-from splitsdk.profile import build_profile, edge_bit_pairs, load_target
+from splitsdk.profile import build_profile, edge_bit_pairs
 from splitsdk.profile.geometry import layer_work
+from splitsdk.target import load_target
 
 
 def mobile_block() -> Any:

@@ -15,12 +15,12 @@ from test_profile_graphs import conv_layer, single_layer_graph, toy_graph
 
 from splitsdk.errors import ProfileError
 from splitsdk.graph.model import Layer
-from splitsdk.profile import build_profile, load_target
+from splitsdk.profile import build_profile
 from splitsdk.profile.analytic import layer_cost
 from splitsdk.profile.geometry import SimLayer, layer_work
 from splitsdk.profile.scalesim_backend import layer_cost_scalesim, sim_config, simulate_layer
 from splitsdk.profile.systolic import compute_cycles, memory_cycles, operand_words
-from splitsdk.profile.targets import builtin_targets_dir
+from splitsdk.target import builtin_targets_dir, load_target
 
 EYERISS = load_target("eyeriss")
 

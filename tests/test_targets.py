@@ -10,8 +10,8 @@ import pytest
 from test_profile_graphs import toy_graph
 
 from splitsdk.errors import TargetError
-from splitsdk.profile import build_profile, list_targets, load_target
-from splitsdk.profile.targets import builtin_targets_dir
+from splitsdk.profile import build_profile
+from splitsdk.target import builtin_targets_dir, list_targets, load_target
 
 INVALID = sorted((Path(__file__).parent / "data" / "invalid_targets").glob("*.toml"))
 SHIPPED = ["cloud-cpu", "cloud-gpu", "cortex-a7", "eyeriss", "host", "tpu"]

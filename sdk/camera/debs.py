@@ -1,6 +1,6 @@
 """Fetch the camera image's Debian packages (kernel, busybox, dropbear) without touching apt's state.
 
-Like the sysroot builder (splitsdk.codegen.sysroot), a private apt configuration (own sources list,
+Like the sysroot builder (splitsdk.toolchain.sysroot), a private apt configuration (own sources list,
 own lists and archive dirs, an empty dpkg status) talks to the Debian mirror. Two differences: the
 camera's userland is Debian *bookworm* (the stable release the armmp kernel comes from), and the
 kernel is fetched alone with `apt-get download` (its dependency closure, initramfs-tools and friends,
@@ -18,9 +18,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from splitsdk.codegen.build import run_tool as _run
-from splitsdk.codegen.sysroot import KEYRING, cache_root
 from splitsdk.errors import ToolchainError
+from splitsdk.toolchain.build import run_tool as _run
+from splitsdk.toolchain.sysroot import KEYRING, cache_root
 
 
 @dataclass(frozen=True)

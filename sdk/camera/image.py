@@ -29,8 +29,8 @@ from splitsdk.camera.debs import Userland, ensure_userland, kernel_version
 from splitsdk.camera.errors import CameraError
 from splitsdk.camera.modules import load_order
 from splitsdk.camera.payload import guest_file, prepare
-from splitsdk.codegen.build import needed_libraries
-from splitsdk.profile.targets import Target, load_target
+from splitsdk.target import Target, load_target
+from splitsdk.toolchain.build import needed_libraries
 
 IMAGE_FILE = "image.json"
 SUITE = "bookworm"  # the camera's userland and kernel: Debian stable

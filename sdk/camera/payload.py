@@ -19,8 +19,8 @@ from importlib import resources
 from pathlib import Path
 
 from splitsdk.camera.errors import FlashError
-from splitsdk.codegen.build import FIRMWARE_FILE, Firmware, load_firmware
 from splitsdk.errors import SplitSdkError
+from splitsdk.toolchain.build import FIRMWARE_FILE, Firmware, load_firmware
 
 # e_machine values and the `uname -m` prefixes of the CPUs that execute them
 MACHINES = {3: "x86", 40: "ARM", 62: "x86-64", 183: "AArch64", 243: "RISC-V"}

@@ -21,7 +21,7 @@ from pathlib import Path
 from splitsdk.camera.errors import CameraError
 from splitsdk.camera.image import CameraImage, load_image
 from splitsdk.camera.ssh import Remote
-from splitsdk.profile.targets import load_target
+from splitsdk.target import load_target
 
 STATE_FILE = "camera.json"
 

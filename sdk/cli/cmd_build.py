@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from splitsdk.codegen.build import build_firmware
+    from splitsdk.toolchain.build import build_firmware
 
     print(f"building {args.project} with CMake (first build of a project: ~20 s)...", file=sys.stderr)
     fw = build_firmware(

@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from splitsdk.codegen.emulate import emulate
+    from splitsdk.toolchain.emulate import emulate
 
     print(f"starting a receiver for {args.bundle}, then {args.firmware} under emulation...", file=sys.stderr)
     result = emulate(args.firmware, args.bundle, args.frames, args.n)

@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from splitsdk.profile import list_targets, load_target
+    from splitsdk.target import list_targets, load_target
 
     targets = [load_target(args.target)] if args.target else [load_target(n) for n in list_targets()]
     if args.json:

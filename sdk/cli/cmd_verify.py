@@ -17,7 +17,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from splitsdk.codegen.verify import verify
+    from splitsdk.toolchain.verify import verify
 
     checks = verify(args.firmware, args.bundle, args.calib, args.samples)
     for c in checks:

@@ -43,7 +43,7 @@ def load_cloud_runner(bundle: Bundle) -> Runner:
 
 def _tflite_runner(bundle: Bundle) -> Runner:
     """A float TFLite cloud model (ONNX-sourced bundles), run sample by sample."""
-    from splitsdk.convert.tflite import io_details, run_tflite
+    from splitsdk.runtime import io_details, run_tflite
 
     content = bundle.cloud_model.read_bytes()
     try:

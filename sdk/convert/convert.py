@@ -25,22 +25,17 @@ from splitsdk.convert.keras_io import save_keras_deterministic
 from splitsdk.convert.mixed import Precision, to_mixed_tflite
 from splitsdk.convert.onnx_split import convert_onnx_halves, fake_quantize_onnx
 from splitsdk.convert.split import cloud_model, edge_model, edge_with_probe, fake_quantize_weights
-from splitsdk.convert.tflite import (
-    ConvertError,
-    io_details,
-    match_outputs,
-    to_float_tflite,
-    to_int8_tflite,
-)
+from splitsdk.convert.tflite import to_float_tflite, to_int8_tflite
 from splitsdk.convert.verify import Verification, simulate, simulated_edge, verify_bundle
-from splitsdk.errors import PlanError, TargetError
+from splitsdk.errors import ConvertError, PlanError, TargetError
 from splitsdk.graph import LayerGraph, load_graph, model_sha256
 from splitsdk.graph.keras_import import call_outputs
 from splitsdk.plan.schema import Plan, Solution, load_plan
-from splitsdk.profile import load_target
 from splitsdk.profile.types import FLOAT_BITS
 from splitsdk.quant import load_dataset
 from splitsdk.quant.sensitivity import activation_runner
+from splitsdk.runtime import io_details, match_outputs
+from splitsdk.target import load_target
 from splitsdk.wire.bundle import wire_quant_params
 from splitsdk.wire.packing import build_lut
 

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from splitsdk.convert.tflite import ConvertError, interpreter, run_tflite
-from splitsdk.errors import first_line
+from splitsdk.errors import ConvertError, first_line
 from splitsdk.profile.types import FLOAT_BITS
 from splitsdk.quant import minmax_grid
 from splitsdk.quiet import quiet
+from splitsdk.runtime import interpreter, run_tflite
 
 INT8, INT16, FLOAT32 = "int8", "int16", "float32"
 WEIGHTED_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from splitsdk.convert.split import input_quantizer
-from splitsdk.convert.tflite import ConvertError, convert_int8, run_converter, to_int8_tflite
+from splitsdk.convert.tflite import convert_int8, run_converter, to_int8_tflite
+from splitsdk.errors import ConvertError
 from splitsdk.graph import LayerGraph
 from splitsdk.quant import quantize_symmetric
 

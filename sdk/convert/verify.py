@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from splitsdk.convert.tflite import run_tflite
 from splitsdk.graph import LayerGraph
 from splitsdk.graph.keras_import import call_outputs
 from splitsdk.quant import Dataset
+from splitsdk.runtime import run_tflite
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,9 @@ def plan_model(
     `metric` names the accuracy measured on `eval_data` (`splitsdk.plan.accuracy.METRICS`).
     """
     from splitsdk.graph import load_graph, model_sha256
-    from splitsdk.profile import build_profile, load_target
+    from splitsdk.profile import build_profile
     from splitsdk.quant import load_dataset, measure_sensitivity
+    from splitsdk.target import load_target
 
     if constraints.memory_bytes is not None and constraints.memory_bytes <= 0:
         raise PlanError(f"--memory: must be a positive number of bytes, got {constraints.memory_bytes}")
@@ -163,7 +164,7 @@ def plan_model(
 def _target_ref(given: str | Path, name: str) -> str:
     """How the plan names its target: a shipped target by name, a descriptor file by its absolute path
     (so `convert` finds the same file again)."""
-    from splitsdk.profile import list_targets
+    from splitsdk.target import list_targets
 
     return name if str(given) in list_targets() else str(Path(given).resolve())
 

@@ -16,9 +16,9 @@ from functools import cached_property
 
 from splitsdk.errors import PlanError
 from splitsdk.graph.model import Layer, LayerGraph, SplitCandidate
-from splitsdk.profile.targets import ModelFile, QuantSupport
 from splitsdk.profile.types import FLOAT_BITS, LatencyProfile, Link
 from splitsdk.quant.types import Sensitivity
+from splitsdk.target import ModelFile, QuantSupport
 
 ERROR_RTOL = 1e-7  # relative tolerance of the error-proxy threshold (see PlanProblem.error_limit)
 INPUT_BITS = 8  # a camera frame is 8-bit; model inputs are stored and sent at 8 bits

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from splitsdk.profile.geometry import LayerWork
 from splitsdk.profile.systolic import compute_cycles, memory_cycles, operand_words
-from splitsdk.profile.targets import Target
+from splitsdk.target import Target
 
 MODEL_INPUT_BITS = 8
 

@@ -11,8 +11,8 @@ from splitsdk.profile.analytic import Cost, layer_cost
 from splitsdk.profile.geometry import LayerWork, layer_work
 from splitsdk.profile.measured import MeasuredTable, load_measured
 from splitsdk.profile.scalesim_backend import DEFAULT_TIMEOUT_S, layer_cost_scalesim
-from splitsdk.profile.targets import Target, load_target
 from splitsdk.profile.types import LatencyProfile
+from splitsdk.target import Target, load_target
 
 BACKENDS = ("analytic", "scalesim")
 CostFn = Callable[[LayerWork, Target, int, int, str], Cost]

@@ -27,7 +27,7 @@ from pathlib import Path
 from splitsdk.errors import ProfileError
 from splitsdk.profile.analytic import MODEL_INPUT_BITS, Cost, layer_cost, widths
 from splitsdk.profile.geometry import LayerWork, SimLayer
-from splitsdk.profile.targets import Target
+from splitsdk.target import Target
 
 DEFAULT_TIMEOUT_S = 900.0
 

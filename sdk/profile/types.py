@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FLOAT_BITS = 32  # a bit width of 32 means "kept in float" (float32 on a CPU, float16 on a TPU-like device)
+from splitsdk.target import FLOAT_BITS
+
+__all__ = ["FLOAT_BITS", "LatencyProfile", "Link"]
 
 
 @dataclass(frozen=True)

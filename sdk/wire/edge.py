@@ -61,7 +61,7 @@ class EdgeModel:
         arr = np.asarray(image)
         if tuple(arr.shape) != spec.shape:
             raise DataError(f"image shape {arr.shape} does not match the bundle input {spec.shape}")
-        from splitsdk.convert.tflite import to_input
+        from splitsdk.runtime import to_input
 
         real = arr.astype(np.float32) * np.float32(spec.scale) + np.float32(spec.offset)
         return to_input(real, self._input)[None]

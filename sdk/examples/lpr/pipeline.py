@@ -96,8 +96,8 @@ def qemu_plates(
     `db` must not exist yet (a fresh store, so every row is from this run). Frames are mapped to sequence
     numbers by the app's own result lines; the plates themselves come from the database.
     """
-    from splitsdk.codegen.build import load_firmware
-    from splitsdk.codegen.emulate import Receiver, app_args, run_app
+    from splitsdk.toolchain.build import load_firmware
+    from splitsdk.toolchain.emulate import Receiver, app_args, run_app
 
     db = Path(db)
     if db.exists():

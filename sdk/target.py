@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from splitsdk.errors import TargetError
-from splitsdk.profile.types import FLOAT_BITS
+
+FLOAT_BITS = 32  # a bit width of 32 means "kept in float" (float32 on a CPU, float16 on a TPU-like device)
 
 ROLES = ("edge", "cloud", "any")
 KINDS = ("systolic", "cpu", "gpu")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from splitsdk.codegen.build import load_firmware
-from splitsdk.codegen.emulate import run_app
-from splitsdk.convert.tflite import to_input
 from splitsdk.errors import ToolchainError
 from splitsdk.quant.calib import load_dataset
+from splitsdk.runtime import to_input
+from splitsdk.toolchain.build import load_firmware
+from splitsdk.toolchain.emulate import run_app
 from splitsdk.wire.bundle import Bundle, load_bundle
 
 INT_TOLERANCE_LSB = 1

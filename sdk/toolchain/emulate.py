@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from splitsdk.codegen.build import BINARY, Firmware, load_firmware
 from splitsdk.errors import ToolchainError
-from splitsdk.profile.targets import load_target
+from splitsdk.target import load_target
+from splitsdk.toolchain.build import BINARY, Firmware, load_firmware
 
 _RESULT = re.compile(r"^result seq=(\d+) frame=(\S+) status=(\d+) ms=([\d.]+) body=(.*)$")
 

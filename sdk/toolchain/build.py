@@ -23,9 +23,9 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from splitsdk.codegen.sysroot import ensure_sysroot
 from splitsdk.errors import ToolchainError
-from splitsdk.profile.targets import Target, load_target
+from splitsdk.target import Target, load_target
+from splitsdk.toolchain.sysroot import ensure_sysroot
 
 PROJECT_FILE = "splitsdk-project.json"
 FIRMWARE_FILE = "firmware.json"

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from splitsdk.errors import ToolchainError
-from splitsdk.profile.targets import SysrootRecipe, Target
+from splitsdk.target import SysrootRecipe, Target
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
