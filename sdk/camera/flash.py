@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from splitsdk.camera.errors import CameraError, FlashError
 from splitsdk.camera.payload import guest_file, prepare
@@ -211,7 +212,7 @@ def rollback(remote: Remote, *, root: str = DEFAULT_ROOT, timeout_s: float = 180
     return _activate(cam, "rollback", old, prev, timeout_s)
 
 
-def app_stats(remote: Remote, *, root: str = DEFAULT_ROOT, timeout_s: float = 60.0) -> dict[str, object]:
+def app_stats(remote: Remote, *, root: str = DEFAULT_ROOT, timeout_s: float = 60.0) -> dict[str, Any]:
     """Restart the app (SIGTERM makes it print its per-stage times) and return its last `stats:` record."""
     cam = CameraTool(remote, root)
     cam.info()
@@ -221,6 +222,12 @@ def app_stats(remote: Remote, *, root: str = DEFAULT_ROOT, timeout_s: float = 60
         out = cam.checked(f"log {offset}")
         records = [ln.removeprefix("stats: ") for ln in out.splitlines() if ln.startswith("stats: ")]
         if records:
-            return dict(json.loads(records[-1]))
+            try:
+                record = json.loads(records[-1])
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("stages", {}), dict):
+                raise FlashError(f"the app on {remote} printed a malformed stats record: {records[-1][:120]}")
+            return record
         time.sleep(1.0)
     raise FlashError(f"the app on {remote} printed no stats within {timeout_s:.0f} s")

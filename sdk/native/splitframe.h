@@ -1,5 +1,5 @@
 /*
- * splitframe: the splitsdk wire protocol's frame codec (DESIGN.md, "Wire protocol").
+ * splitframe: the splitsdk wire protocol's frame codec (docs/wire-protocol.md, "Frames").
  *
  * One source of truth shared by the cloud receiver (through cffi) and by every generated edge
  * application (copied verbatim). Portable C99; encoding writes into a caller buffer and decoding

@@ -4,7 +4,7 @@
  * One source of truth shared by the cloud receiver (through cffi) and by every generated edge
  * application (copied verbatim). Portable C99, no allocation, no global state.
  *
- * Layout contract (DESIGN.md, "Bit packing"):
+ * Layout contract (docs/wire-protocol.md, "Bit packing"):
  *   - codes are unsigned b-bit integers, 1 <= b <= 8;
  *   - "channel" layout: codes flattened in NHWC order (the tensor's natural order), the fast layout
  *     of the AUTO-SPLIT paper's Table 6;
