@@ -21,7 +21,7 @@ from splitsdk.convert.split import input_quantizer
 from splitsdk.convert.tflite import convert_int8, run_converter, to_int8_tflite
 from splitsdk.errors import ConvertError
 from splitsdk.graph import LayerGraph
-from splitsdk.quant import quantize_symmetric
+from splitsdk.quant import onnx_channels, quantize_kernel
 
 ONNX2TF_CALIB = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
@@ -34,7 +34,7 @@ onnx2tf.convert(input_onnx_file_path=sys.argv[1], output_folder_path=sys.argv[2]
 
 
 def fake_quantize_onnx(model: Path, graph: LayerGraph, weight_bits: dict[str, int]) -> Any:
-    """A copy of the ONNX model whose low-bit layers' kernels sit on their b-bit grid (per output channel)."""
+    """A copy of the ONNX model whose low-bit layers' kernels sit on the grid they ship on (per output channel)."""
     import onnx
     from onnx import numpy_helper
 
@@ -46,12 +46,7 @@ def fake_quantize_onnx(model: Path, graph: LayerGraph, weight_bits: dict[str, in
         node = graph.layer(name).source
         init = inits[node.input[1]]
         w = numpy_helper.to_array(init).astype(np.float32)
-        axis = 0 if node.op_type in ("Conv", "ConvTranspose") else w.ndim - 1
-        if node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute):
-            axis = 0
-        moved = np.moveaxis(w, axis, -1)
-        q = quantize_symmetric(moved.reshape(-1, moved.shape[-1]), bits).reshape(moved.shape)
-        init.CopyFrom(numpy_helper.from_array(np.moveaxis(q, -1, axis).astype(np.float32), init.name))
+        init.CopyFrom(numpy_helper.from_array(quantize_kernel(w, onnx_channels(node), bits), init.name))
     return proto
 
 

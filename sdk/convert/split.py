@@ -2,7 +2,7 @@
 
 Both are rebuilt from the optimised LayerGraph (BN folded, activations fused), so the pair computes
 exactly what the planner analysed. Sub-8-bit weights are fake-quantised on their grid in a copy of
-the edge layers (emulation on the int8 container), never in the user's model.
+the edge layers (emulation on the int8 container, `splitsdk.quant.grid`), never in the user's model.
 """
 
 from __future__ import annotations
@@ -10,13 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from splitsdk.errors import PlanError
 from splitsdk.graph import LayerGraph, build_keras
-from splitsdk.quant import quantize_symmetric
-
-CONTAINER_BITS = 8
+from splitsdk.quant import CONTAINER_BITS, fake_quantize_keras
 
 
 def edge_model(
@@ -95,7 +91,8 @@ def fake_quantize_weights(
     model: Any, weight_bits: dict[str, int], graph: LayerGraph, container: bool = False
 ) -> list[str]:
     """Put the kernels of layers with fewer than 8 weight bits (with `container`, 8 too: what the runtime
-    itself rounds) on their b-bit grid. Returns those layers."""
+    itself rounds) on the grid they ship on (`splitsdk.quant.quantize_weights`: per output channel,
+    sub-8-bit grids as the int8 container holds them). Returns those layers."""
     emulated = []
     by_name = {layer.name: layer for layer in model.layers}
     for gname, bits in sorted(weight_bits.items()):
@@ -104,14 +101,7 @@ def fake_quantize_weights(
         layer = by_name.get(_keras_name(graph, gname))
         if layer is None:
             raise PlanError(f"plan: weight_bits names layer {gname!r}, which the edge model does not hold")
-        new = []
-        for w in layer.get_weights():
-            if w.ndim >= 2:
-                depthwise = type(layer).__name__ == "DepthwiseConv2D"
-                mat = w.reshape(-1, w.shape[-2] * w.shape[-1]) if depthwise else w.reshape(-1, w.shape[-1])
-                w = quantize_symmetric(mat.astype(np.float32), bits).reshape(w.shape)
-            new.append(w)
-        layer.set_weights(new)
+        layer.set_weights(fake_quantize_keras(layer, bits))
         emulated.append(gname)
     return emulated
 

@@ -3,76 +3,92 @@
 The hook Algorithm 1's selection calls with a labelled evaluation set (`evaluate(candidate) ->
 drop in accuracy, percentage points`). The accuracy is a metric chosen by name from `METRICS`
 (default top-1; e.g. "lpr_exact", exact plate match through CTC decoding, for the licence-plate reader).
-Edge layers get their kernels quantised symmetric
-per output channel at the candidate's weight bits and their outputs quantised asymmetrically over
-the range calibrated on the calibration data at its activation bits (the same quantisers the
-sensitivity measurement uses); cloud layers run in float. Keras-sourced graphs only.
+Edge layers get their kernels on the grid convert ships them on at the candidate's weight bits and
+their outputs quantised asymmetrically over the range calibrated on the calibration data at its
+activation bits (`splitsdk.quant.grid`, the quantisers the sensitivity measurement uses); cloud layers
+run in float. Keras-sourced graphs only.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from splitsdk.errors import DataError, PlanError
+from splitsdk.graph.model import LayerGraph
 from splitsdk.plan.autosplit import Candidate
 from splitsdk.plan.problem import PlanProblem
-from splitsdk.profile.types import FLOAT_BITS
+from splitsdk.quant import RangeCalibration, fake_quantize_keras
+from splitsdk.target import FLOAT_BITS
 
 BATCH = 32
 
 
-def _replay(problem: PlanProblem, x: np.ndarray, hook: Callable[[str, str, np.ndarray], np.ndarray]) -> np.ndarray:
-    """Run the graph eagerly layer by layer; `hook(layer, tensor, value)` may replace each output."""
+def replay(graph: LayerGraph, x: np.ndarray, hook: Callable[[str, str, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Run a Keras-sourced graph eagerly layer by layer on `x`; `hook(layer, tensor, value)` may replace each
+    output. Returns the first model output."""
     from splitsdk.graph.keras_import import KerasCall
 
-    g = problem.graph
     outs = []
+    order = graph.topological_order()
     for i in range(0, len(x), BATCH):
-        values: dict[str, Any] = {g.inputs[0]: x[i : i + BATCH]}
-        for name in problem.order:
-            call = g.layer(name).source
+        values: dict[str, Any] = {graph.inputs[0]: x[i : i + BATCH]}
+        for name in order:
+            call = graph.layer(name).source
             if not isinstance(call, KerasCall):
                 raise PlanError(f"measured accuracy needs a Keras model; layer {name!r} is not from Keras")
-            for t, v in zip(g.layer(name).outputs, call(values), strict=True):
+            for t, v in zip(graph.layer(name).outputs, call(values), strict=True):
                 values[t] = hook(name, t, np.asarray(v))
-        outs.append(np.asarray(values[g.outputs[0]]))
+        outs.append(np.asarray(values[graph.outputs[0]]))
     return np.concatenate(outs)
 
 
-def _quantize_kernel(arr: np.ndarray, bits: int, depthwise: bool) -> np.ndarray:
-    from splitsdk.quant import quantize_symmetric
-
-    if arr.ndim < 2:
-        return arr  # biases stay in higher precision
-    cols = arr.shape[-2] * arr.shape[-1] if depthwise else arr.shape[-1]
-    return quantize_symmetric(arr.reshape(-1, cols), bits).reshape(arr.shape)
-
-
 @contextmanager
-def _quantised_weights(problem: PlanProblem, wbits: dict[str, int]) -> Iterator[None]:
-    """Temporarily replace the edge layers' kernels by their quantised values."""
+def quantised_weights(graph: LayerGraph, wbits: Mapping[str, int]) -> Iterator[None]:
+    """Temporarily put the kernels of the layers in `wbits` on the grid they ship on at their width."""
     saved: list[tuple[Any, list[np.ndarray]]] = []
     done: set[int] = set()
     try:
         for name, bits in wbits.items():
-            call = problem.graph.layer(name).source
+            call = graph.layer(name).source
             op = call.replacement or call.op
             if id(op) in done or bits >= FLOAT_BITS:
                 continue
             done.add(id(op))
-            old = [np.asarray(w) for w in op.get_weights()]
-            saved.append((op, old))
-            dw = problem.graph.layer(name).op == "DepthwiseConv2D"
-            op.set_weights([_quantize_kernel(w, bits, dw) for w in old])
+            saved.append((op, [np.asarray(w) for w in op.get_weights()]))
+            op.set_weights(fake_quantize_keras(op, bits))
         yield
     finally:
         for op, old in saved:
             op.set_weights(old)
+
+
+def calibrate(graph: LayerGraph, x: np.ndarray) -> RangeCalibration:
+    """Per tensor, the range its float values take on `x`: the activation grids' ranges."""
+    ranges = RangeCalibration()
+    replay(graph, x, lambda _n, t, v: ranges.observe(t, v))
+    return ranges
+
+
+def run_quantised(
+    graph: LayerGraph,
+    x: np.ndarray,
+    ranges: RangeCalibration,
+    wbits: Mapping[str, int],
+    abits: Callable[[str, str], int],
+) -> np.ndarray:
+    """The first model output with the kernels of `wbits`' layers at their widths and each output tensor
+    on the grid of `abits(layer, tensor)` bits over its calibrated range (32: float)."""
+
+    def quant(name: str, t: str, v: np.ndarray) -> np.ndarray:
+        return ranges.quantize(t, v, abits(name, t))
+
+    with quantised_weights(graph, wbits):
+        return replay(graph, x, quant)
 
 
 def top1(outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -96,44 +112,21 @@ def get_metric(name: str) -> Metric:
     return METRICS[name]
 
 
-def calibrated_ranges(problem: Any, x: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
-    """Per tensor, the (min, max) its float values take on `x`: the activation quantisers' ranges."""
-    lo: dict[str, float] = {}
-    hi: dict[str, float] = {}
-
-    def record(_: str, t: str, v: np.ndarray) -> np.ndarray:
-        lo[t] = min(lo.get(t, np.inf), float(v.min()))
-        hi[t] = max(hi.get(t, -np.inf), float(v.max()))
-        return v
-
-    _replay(problem, x, record)
-    return lo, hi
-
-
 def make_evaluator(
     problem: PlanProblem, eval_set: Any, calib: Any, metric: str = "top1"
 ) -> Callable[[Candidate], float]:
     """An `evaluate(candidate) -> accuracy drop (points)` closure over the evaluation set, in `metric`."""
-    from splitsdk.quant import quantize_range
-
     score = get_metric(metric)
 
     if eval_set.y is None:
         raise DataError(f"{eval_set.origin}: evaluation data has no labels")
-    lo, hi = calibrated_ranges(problem, calib.x)
-    base = score(_replay(problem, eval_set.x, lambda _n, _t, v: v), eval_set.y)
+    graph = problem.graph
+    ranges = calibrate(graph, calib.x)
+    base = score(replay(graph, eval_set.x, lambda _n, _t, v: v), eval_set.y)
 
     def evaluate(c: Candidate) -> float:
         abits = c.assignment.abits
-
-        def quant(name: str, t: str, v: np.ndarray) -> np.ndarray:
-            b = abits.get(name)
-            if b is None or b >= FLOAT_BITS:
-                return v
-            return np.asarray(quantize_range(v, lo[t], hi[t], b))
-
-        with _quantised_weights(problem, c.assignment.wbits):
-            acc = score(_replay(problem, eval_set.x, quant), eval_set.y)
-        return base - acc
+        out = run_quantised(graph, eval_set.x, ranges, c.assignment.wbits, lambda n, _t: abits.get(n, FLOAT_BITS))
+        return base - score(out, eval_set.y)
 
     return evaluate

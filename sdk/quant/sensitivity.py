@@ -1,6 +1,7 @@
 """Per-layer sensitivity: MSE of weights and output activations at each candidate bit width.
 
-Weights: per-output-channel symmetric quantisation of the layer's (BN-folded) kernels.
+Weights: the layer's (BN-folded) kernels quantised as convert ships them (`splitsdk.quant.grid`:
+symmetric per output channel, sub-8-bit grids re-rounded onto the int8 container).
 Activations: asymmetric quantisation over the range calibrated on the data. Both are measured in
 two streamed passes over the calibration data (ranges, then errors), so memory stays bounded by
 one batch of activations; results are cached on disk keyed by model, data and bits.
@@ -20,57 +21,21 @@ import numpy as np
 from splitsdk.graph.keras_import import KerasCall, build_keras, call_outputs
 from splitsdk.graph.model import Layer, LayerGraph
 from splitsdk.quant.calib import Dataset
+from splitsdk.quant.grid import RangeCalibration, keras_kernels, onnx_channels, weight_errors
 from splitsdk.quant.types import Sensitivity
 
-CACHE_VERSION = 1
-FLOAT_BITS = 32
+CACHE_VERSION = 2  # 2: weights as shipped (output channels per op; sub-8-bit grids re-rounded onto int8)
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("SPLITSDK_CACHE", Path.home() / ".cache" / "splitsdk"))
 
 
-def quantize_symmetric(w: np.ndarray, bits: int) -> np.ndarray:
-    """Per-channel (last axis) symmetric fake-quantisation of a (rows, channels) matrix."""
-    if bits >= FLOAT_BITS:
-        return w
-    qmax = 2 ** (bits - 1) - 1
-    scale = np.max(np.abs(w), axis=0) / qmax
-    scale = np.where(scale == 0, 1.0, scale)
-    return np.asarray(np.clip(np.round(w / scale), -qmax, qmax) * scale, dtype=w.dtype)
-
-
-def minmax_grid(lo: float, hi: float, bits: int) -> tuple[float, int]:
-    """The asymmetric `bits`-bit grid over [lo, hi] widened to hold 0: (scale, zero point in 0..2^bits-1)."""
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
-    levels = 2**bits - 1
-    scale = (hi - lo) / levels if hi > lo else 1.0
-    return scale, int(np.clip(round(-lo / scale), 0, levels))
-
-
-def quantize_range(x: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
-    """Asymmetric fake-quantisation of `x` over the calibrated range [lo, hi] (0 always representable)."""
-    if bits >= FLOAT_BITS:
-        return x
-    scale, zp = minmax_grid(lo, hi, bits)
-    q = np.clip(np.round(x / scale) + zp, 0, 2**bits - 1)
-    return np.asarray((q - zp) * scale, dtype=x.dtype)
-
-
 def kernel_matrices(graph: LayerGraph, layer: Layer) -> list[np.ndarray]:
     """The layer's kernels as (rows, output channels) matrices, BN folding applied."""
     src = layer.source
     if isinstance(src, KerasCall):
-        op = src.replacement or src.op
-        mats = []
-        for w in op.weights:
-            arr = np.asarray(w.numpy(), np.float32)
-            if arr.ndim < 2:
-                continue  # biases and normalisation vectors stay in higher precision
-            if layer.op == "DepthwiseConv2D" or "depthwise" in w.path.split("/")[-1]:
-                arr = arr.reshape(-1, arr.shape[-2] * arr.shape[-1])
-            mats.append(arr.reshape(-1, arr.shape[-1]))
-        return mats
+        return [channels.matrix(arr) for arr, channels in keras_kernels(src.replacement or src.op)]
     return _onnx_kernels(graph, layer)
 
 
@@ -80,26 +45,18 @@ def _onnx_kernels(graph: LayerGraph, layer: Layer) -> list[np.ndarray]:
     node = layer.source
     inits = {i.name: i for i in graph.source.graph.initializer}
     arr = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-    if node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute):
-        arr = arr.T
-    if node.op_type in ("Conv", "ConvTranspose"):
-        arr = np.moveaxis(arr, 0, -1)  # OIHW -> IHWO: output channel last
-        bn = layer.attrs.get("bn")
-        if bn is not None:
-            gamma, _beta, _mean, var, eps = bn
-            arr = arr * (gamma / np.sqrt(var + eps))
-    return [arr.reshape(-1, arr.shape[-1])]
+    if arr.ndim < 2:
+        return []  # a batch normalisation's vectors stay in higher precision
+    mat = onnx_channels(node).matrix(arr)
+    bn = layer.attrs.get("bn")
+    if bn is not None:  # folded into the output channels
+        gamma, _beta, _mean, var, eps = bn
+        mat = mat * (gamma / np.sqrt(var + eps)).astype(np.float32)
+    return [mat]
 
 
 def weight_mse(graph: LayerGraph, layer: Layer, bits: Sequence[int]) -> dict[int, float]:
-    mats = kernel_matrices(graph, layer)
-    total = sum(m.size for m in mats)
-    if total == 0:
-        return {}
-    return {
-        b: float(sum(np.sum((m - quantize_symmetric(m, b)) ** 2, dtype=np.float64) for m in mats) / total)
-        for b in bits
-    }
+    return weight_errors(kernel_matrices(graph, layer), bits)
 
 
 def activation_runner(graph: LayerGraph, tensors: list[str]) -> Callable[[np.ndarray], list[np.ndarray]]:
@@ -174,8 +131,7 @@ def measure_sensitivity(
     tensors = [t for lay in layers for t in lay.outputs]
     run = activation_runner(graph, tensors)
     n = len(data.x)
-    lo = {t: np.inf for t in tensors}
-    hi = {t: -np.inf for t in tensors}
+    ranges = RangeCalibration()
     done = 0
 
     def tick(stage: str) -> Callable[[int], None]:
@@ -188,15 +144,14 @@ def measure_sensitivity(
 
     for outs in _stream(run, data, batch_size, tick("ranges")):
         for t, v in zip(tensors, outs, strict=True):
-            lo[t] = min(lo[t], float(v.min()))
-            hi[t] = max(hi[t], float(v.max()))
+            ranges.observe(t, v)
     sq = {t: dict.fromkeys(bits, 0.0) for t in tensors}
     count = dict.fromkeys(tensors, 0)
     for outs in _stream(run, data, batch_size, tick("errors")):
         for t, v in zip(tensors, outs, strict=True):
             count[t] += v.size
             for b in bits:
-                sq[t][b] += float(np.sum((v - quantize_range(v, lo[t], hi[t], b)) ** 2, dtype=np.float64))
+                sq[t][b] += float(np.sum((v - ranges.quantize(t, v, b)) ** 2, dtype=np.float64))
     for lay in layers:
         el = sum(count[t] for t in lay.outputs)
         result.activations[lay.name] = {b: sum(sq[t][b] for t in lay.outputs) / max(el, 1) for b in bits}

@@ -15,13 +15,12 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 
 from splitsdk.errors import ToolchainError
 from splitsdk.examples.lpr.decode import decode
+from splitsdk.target import FLOAT_BITS
 
 BATCH = 64
 
@@ -37,24 +36,20 @@ def float_plates(model_path: str | Path, x: np.ndarray) -> list[str]:
 def simulated_plates(model_path: str | Path, x: np.ndarray, calib: np.ndarray, bits: int = 8) -> list[str]:
     """Plates read by the whole model with every layer's weights and outputs fake-quantised at `bits`.
 
-    Uses `splitsdk.plan.accuracy`'s layer-by-layer replay and quantisers (kernels per output channel, outputs
-    over the range seen on `calib`), i.e. what the planner would measure for a uniform EDGE-ONLY candidate.
+    Uses `splitsdk.plan.accuracy`'s layer-by-layer replay and the planner's quantisers (kernels as convert
+    ships them, outputs over the range seen on `calib`), i.e. what the planner would measure for a uniform
+    EDGE-ONLY candidate.
     """
     from splitsdk.graph import load_graph
-    from splitsdk.plan.accuracy import _quantised_weights, _replay, calibrated_ranges
-    from splitsdk.quant import quantize_range
+    from splitsdk.plan.accuracy import calibrate, run_quantised
 
     graph = load_graph(model_path)
-    problem: Any = SimpleNamespace(graph=graph, order=graph.topological_order())
-    lo, hi = calibrated_ranges(problem, calib)
     last = graph.outputs[0]
-
-    def quant(_: str, t: str, v: np.ndarray) -> np.ndarray:
-        return v if t == last else np.asarray(quantize_range(v, lo[t], hi[t], bits))  # softmax stays float
-
-    wbits = {n: bits for n in problem.order if graph.layer(n).quantizable}
-    with _quantised_weights(problem, wbits):
-        return decode(_replay(problem, x, quant))
+    wbits = {n: bits for n in graph.topological_order() if graph.layer(n).quantizable}
+    out = run_quantised(  # the softmax output stays float
+        graph, x, calibrate(graph, calib), wbits, lambda _n, t: FLOAT_BITS if t == last else bits
+    )
+    return decode(out)
 
 
 def host_plates(bundle: str | Path, x: np.ndarray) -> list[str]:
@@ -97,13 +92,13 @@ def qemu_plates(
     numbers by the app's own result lines; the plates themselves come from the database.
     """
     from splitsdk.toolchain.build import load_firmware
-    from splitsdk.toolchain.emulate import Receiver, app_args, run_app
+    from splitsdk.toolchain.emulate import ReceiverProcess, app_args, run_app
 
     db = Path(db)
     if db.exists():
         raise ToolchainError(f"{db}: already exists (the run needs a fresh result database)")
     fw = load_firmware(firmware)
-    with Receiver(bundle, db=db) as receiver:
+    with ReceiverProcess(bundle, db=db) as receiver:
         run = run_app(fw, app_args(fw, frames, receiver.port, n), timeout_s=1800.0)
     if run.returncode != 0:
         raise ToolchainError(f"edge app exited with {run.returncode}: {run.error or run.stderr.strip()[-300:]}")
