@@ -1,6 +1,9 @@
 """Wire benchmarks, every figure a ratio measured side by side in one run:
 
 1. C pack/unpack vs numpy vs memcpy of the same bytes, 4 bits, 36x64x256 (the paper's Table 6 shape);
+   then "the wire at memory speed": pack GB/s against memcpy of the same output bytes for several b,
+   CRC32 against zlib.crc32 and the byte-wise table the codec used before (kept here as the
+   baseline), and unpack+dequantise into a new array against into a preallocated `out=`;
 2. C pack/unpack across b = 1..8, "channel" (NHWC) vs "height-width" (CHW) layout;
 3. the receiver's frames/s against the number of cameras, cloud model excluded and included
    (bench_receiver.py);
@@ -13,15 +16,19 @@ Prints Markdown tables. `python benchmarks/bench_wire.py [--quick]`.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import socket
 import socketserver
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import timeit
 import xmlrpc.client
 import xmlrpc.server
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from splitsdk import wire  # noqa: E402
 from splitsdk.wire.client import WireClient  # noqa: E402
+from splitsdk.wire.packing import unpack_dequantize  # noqa: E402
 
 SHAPE = (36, 64, 256)
 
@@ -117,6 +125,86 @@ def table_bits(number: int) -> str:
     return "\n".join(out)
 
 
+# The codec's CRC32 before slice-by-8 / PCLMULQDQ, compiled here only as the baseline.
+_BYTEWISE_CRC_C = r"""
+#include <stddef.h>
+#include <stdint.h>
+static uint32_t table[256];
+void crc_init(void) {
+    for (uint32_t i = 0; i < 256; ++i) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+        table[i] = c;
+    }
+}
+uint32_t crc_bytewise(uint32_t crc, const uint8_t *data, size_t len) {
+    crc = ~crc;
+    for (size_t i = 0; i < len; ++i) crc = table[(crc ^ data[i]) & 0xffu] ^ (crc >> 8);
+    return ~crc;
+}
+"""
+
+
+def _bytewise_crc() -> Callable[[bytes], int]:
+    """Build the old byte-wise CRC (gcc -O3, same flags as the extension) and return a caller."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-crc-"))
+    (tmp / "crc.c").write_text(_BYTEWISE_CRC_C)
+    subprocess.run(["gcc", "-O3", "-shared", "-fPIC", str(tmp / "crc.c"), "-o", str(tmp / "crc.so")], check=True)
+    lib = ctypes.CDLL(str(tmp / "crc.so"))
+    lib.crc_init()
+    lib.crc_bytewise.restype = ctypes.c_uint32
+    lib.crc_bytewise.argtypes = (ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t)
+    return lambda data: int(lib.crc_bytewise(0, data, len(data)))
+
+
+def table_memory_speed(number: int) -> str:
+    """Pack vs memcpy of its output, CRC32 vs zlib vs the old byte-wise table, dequantise with out=."""
+    rng = np.random.default_rng(3)
+    n = int(np.prod(SHAPE))
+    out = [
+        f"### The wire at memory speed, {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} ({n} codes)",
+        "",
+        "| b | packed bytes | pack GB/s | memcpy GB/s (same bytes) | pack / memcpy |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for bits in (2, 3, 4, 5, 6, 8):
+        codes = rng.integers(0, 1 << bits, SHAPE, dtype=np.uint8)
+        size = wire.packed_size(n, bits)
+        src, dst = np.empty(size, np.uint8), np.empty(size, np.uint8)
+        src[:] = 1
+        pack_us = best_us(lambda c=codes, b=bits: wire.pack(c, b), number * 5)
+        copy_us = best_us(lambda s=src, d=dst: np.copyto(d, s), number * 5)
+        out.append(
+            f"| {bits} | {size} | {size / pack_us / 1e3:.1f} | {size / copy_us / 1e3:.1f} | {copy_us / pack_us:.2f} |"
+        )
+    frame = wire.pack(rng.integers(0, 16, SHAPE, dtype=np.uint8), 4)
+    old = _bytewise_crc()
+    assert old(frame) == wire.crc32(frame) == zlib.crc32(frame)
+    crc_rows = [
+        ("ours (sp_crc32)", best_us(lambda: wire.crc32(frame), number * 5)),
+        ("zlib.crc32", best_us(lambda: zlib.crc32(frame), number * 5)),
+        ("old byte-wise table (baseline)", best_us(lambda: old(frame), number)),
+    ]
+    out += [
+        "",
+        f"| CRC32 over {len(frame)} bytes | µs | GB/s | × ours |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, us in crc_rows:
+        out.append(f"| {name} | {us:.1f} | {len(frame) / us / 1e3:.2f} | {us / crc_rows[0][1]:.2f} |")
+    into = np.empty(SHAPE, np.float32)
+    fresh_us = best_us(lambda: unpack_dequantize(frame, SHAPE, 4, 0.05, 8), number * 2)
+    into_us = best_us(lambda: unpack_dequantize(frame, SHAPE, 4, 0.05, 8, out=into), number * 2)
+    out += [
+        "",
+        "| unpack + dequantise, 4 bits | µs | × with out= |",
+        "|---|---:|---:|",
+        f"| new array | {fresh_us:.1f} | {fresh_us / into_us:.2f} |",
+        f"| out= (preallocated) | {into_us:.1f} | 1.00 |",
+    ]
+    return "\n".join(out)
+
+
 # ---- protocol vs xmlrpc: same tensor, same server-side unpack + dequantise ----
 
 
@@ -192,6 +280,7 @@ def main() -> None:
     started = time.perf_counter()
     print(table_pack4(number), end="\n\n")
     print(table_bits(number), end="\n\n")
+    print(table_memory_speed(number), end="\n\n")
     print(table_protocol(number), end="\n\n")
     from bench_receiver import markdown, receiver_throughput
 

@@ -69,6 +69,22 @@ def test_driver_under_asan_and_ubsan(tmp_path: Path) -> None:
     assert "all checks passed" in _run([str(exe)]).stdout
 
 
+ARM_FLAGS = ["-O2", "-mcpu=cortex-a7", "-mfpu=neon-vfpv4", "-mfloat-abi=hard", "-static"]
+
+
+@pytest.mark.requires_toolchain
+@pytest.mark.requires_qemu
+def test_arm_neon_build_matches_the_host_under_qemu(tmp_path: Path) -> None:
+    """The edge's build (NEON kernels) passes the driver under qemu-arm and packs every b like the host."""
+    host, arm = tmp_path / "driver", tmp_path / "driver-arm"
+    _run(["gcc", *STRICT, "-O2", *C_SOURCES, str(HERE / "driver.c"), "-o", str(host)])
+    _run(["arm-linux-gnueabihf-gcc", *STRICT, *ARM_FLAGS, *C_SOURCES, str(HERE / "driver.c"), "-o", str(arm)])
+    assert "all checks passed" in _run(["qemu-arm", str(arm)]).stdout
+    digests = _run(["qemu-arm", str(arm), "digest"]).stdout
+    assert digests == _run([str(host), "digest"]).stdout
+    assert [line.split()[1] for line in digests.splitlines()] == [str(b) for b in range(1, 9)]
+
+
 def test_decoder_fuzz_bounded(tmp_path: Path) -> None:
     """libFuzzer on sp_decode for ~20 s, seeded with valid frames of every type."""
     exe = tmp_path / "fuzz_decode"

@@ -5,6 +5,8 @@ numpy reference implementations are the oracles; hypothesis drives every bit wid
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 
 from splitsdk import wire
 from splitsdk.errors import WireError
+from splitsdk.wire.packing import requantize_pack
 
 
 def numpy_pack(codes: np.ndarray, bits: int) -> bytes:
@@ -144,3 +147,88 @@ def test_plain_to_float(kind: int, bits: int, dtype: str) -> None:
     np.testing.assert_array_equal(out, expected)
     with pytest.raises(WireError):
         wire.plain_to_float(values.tobytes()[:-1], kind, bits, (3, 4), 0.5, 2)
+
+
+# ---- vector kernels: every b, odd tails, misaligned starts, fused paths, out=, CRC ----
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(bits=st.integers(1, 8), n=st.integers(0, 5000), start=st.integers(0, 63), seed=st.integers(0, 2**32 - 1))
+def test_pack_any_length_and_start_matches_numpy(bits: int, n: int, start: int, seed: int) -> None:
+    """Unmasked codes at a misaligned start: the vector bulk, the aligning head and the tails all run."""
+    buf = np.random.default_rng(seed).integers(0, 256, size=n + start, dtype=np.uint8)
+    codes = buf[start:]
+    packed = wire.pack(codes, bits)
+    assert isinstance(packed, bytes)
+    assert packed == numpy_pack(codes & (2**bits - 1), bits)
+    np.testing.assert_array_equal(wire.unpack(packed, n, bits), codes & (2**bits - 1))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(bits=st.integers(1, 8), n=st.integers(0, 3000), start=st.integers(0, 15), seed=st.integers(0, 2**32 - 1))
+def test_requantize_pack_equals_the_two_steps(bits: int, n: int, start: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-128, 128, size=n + start, dtype=np.int8)[start:]
+    lut = rng.integers(0, 2**bits, size=256, dtype=np.uint8)
+    assert requantize_pack(values, lut, bits) == numpy_pack(lut[values.astype(np.int16) + 128], bits)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    bits=st.integers(1, 8),
+    shape=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+    zp=st.integers(-300, 300),
+    scale=st.floats(0.0009765625, 1024.0, width=32),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_unpack_dequantize_into_out(bits: int, shape: list[int], zp: int, scale: float, seed: int) -> None:
+    codes = np.random.default_rng(seed).integers(0, 2**bits, size=shape, dtype=np.uint8)
+    expected = (codes.astype(np.float32) - np.float32(zp)) * np.float32(scale)
+    packed = wire.pack(codes, bits)
+    np.testing.assert_array_equal(wire.unpack_dequantize(packed, tuple(shape), bits, scale, zp), expected)
+    batch = np.full((3, *shape), np.nan, dtype=np.float32)
+    got = wire.unpack_dequantize(packed, tuple(shape), bits, scale, zp, out=batch[1])
+    assert got is batch[1] or np.shares_memory(got, batch)
+    np.testing.assert_array_equal(batch[1], expected)
+    assert np.isnan(batch[0]).all() and np.isnan(batch[2]).all()
+    into = np.empty(shape, np.float32)
+    assert wire.dequantize(codes, scale, zp, out=into) is into
+    np.testing.assert_array_equal(into, expected)
+
+
+@pytest.mark.parametrize(
+    "out",
+    [
+        np.empty((2, 3), np.float64),
+        np.empty((3, 2), np.float32),
+        np.empty((2, 6), np.float32)[:, ::2],
+        np.empty((2, 3), np.float32).T.copy().T,
+        [[0.0] * 3] * 2,
+    ],
+)
+def test_bad_out_raises_wire_error(out: object) -> None:
+    packed = wire.pack(np.zeros((2, 3), np.uint8), 4)
+    with pytest.raises(WireError, match="out must"):
+        wire.unpack_dequantize(packed, (2, 3), 4, 1.0, 0, out=out)  # type: ignore[arg-type]
+
+
+def test_read_only_out_is_refused() -> None:
+    out = np.empty((2, 3), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(WireError, match="writeable"):
+        wire.dequantize(np.zeros((2, 3), np.uint8), 1.0, 0, out=out)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.binary(min_size=0, max_size=4200), start=st.integers(0, 63), crc=st.integers(0, 2**32 - 1))
+def test_crc32_equals_zlib_at_any_length_and_start(data: bytes, start: int, crc: int) -> None:
+    view = memoryview(data)[min(start, len(data)) :]
+    assert wire.crc32(view, crc) == zlib.crc32(view, crc)
+    assert wire.crc32(data) == zlib.crc32(data)
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 63, 64, 65, 127, 128, 4095, 4096, 1 << 20])
+def test_crc32_lengths_around_the_folding_blocks(n: int) -> None:
+    data = np.random.default_rng(n).integers(0, 256, size=n + 3, dtype=np.uint8).tobytes()
+    for start in range(4):
+        assert wire.crc32(data[start : start + n]) == zlib.crc32(data[start : start + n])

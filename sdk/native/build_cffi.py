@@ -24,7 +24,11 @@ int sp_pack_hw(const uint8_t *codes, size_t h, size_t w, size_t c, unsigned bits
 int sp_unpack_hw(const uint8_t *in, size_t in_len, size_t h, size_t w, size_t c, unsigned bits,
                  uint8_t *codes);
 void sp_requantize_lut(const int8_t *values, size_t n, const uint8_t lut[256], uint8_t *codes);
+int sp_requantize_pack(const int8_t *values, size_t n, const uint8_t lut[256], unsigned bits, uint8_t *out,
+                       size_t out_len);
 void sp_dequantize(const uint8_t *codes, size_t n, int32_t zero_point, float scale, float *out);
+int sp_unpack_dequantize(const uint8_t *in, size_t in_len, size_t n, unsigned bits, int32_t zero_point,
+                         float scale, float *out);
 int sp_build_lut(float in_scale, int32_t in_zero_point, float scale, int32_t zero_point, unsigned bits,
                  uint8_t lut[256]);
 

@@ -56,8 +56,22 @@ int sp_unpack_hw(const uint8_t *in, size_t in_len, size_t h, size_t w, size_t c,
 /* codes[i] = lut[values[i] + 128]: the edge's int8 -> b-bit requantisation. */
 void sp_requantize_lut(const int8_t *values, size_t n, const uint8_t lut[256], uint8_t *codes);
 
+/*
+ * sp_requantize_lut then sp_pack in one pass (the edge's path): the codes go through a small block on
+ * the stack, never a full intermediate array. Same result and return codes as the two calls.
+ */
+int sp_requantize_pack(const int8_t *values, size_t n, const uint8_t lut[256], unsigned bits, uint8_t *out,
+                       size_t out_len);
+
 /* out[i] = (codes[i] - zero_point) * scale: the cloud's dequantisation. */
 void sp_dequantize(const uint8_t *codes, size_t n, int32_t zero_point, float scale, float *out);
+
+/*
+ * sp_unpack then sp_dequantize in one pass (the receiver's path), through a small block on the stack.
+ * Same result and return codes as the two calls.
+ */
+int sp_unpack_dequantize(const uint8_t *in, size_t in_len, size_t n, unsigned bits, int32_t zero_point,
+                         float scale, float *out);
 
 /*
  * Build the requantisation LUT from the edge tensor's int8 quantisation (in_scale, in_zero_point)

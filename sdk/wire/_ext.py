@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+
 try:
     from splitsdk._native import ffi, lib
 except ImportError as exc:  # pragma: no cover - only without a build
@@ -10,4 +12,17 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "`pip install --no-deps --no-build-isolation -e .` in the repository"
     ) from exc
 
-__all__ = ["ffi", "lib"]
+__all__ = ["ffi", "lib", "new_bytes"]
+
+_bytes_from_size = ctypes.pythonapi.PyBytes_FromStringAndSize
+_bytes_from_size.restype = ctypes.py_object
+_bytes_from_size.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+
+
+def new_bytes(size: int) -> bytes:
+    """A fresh, uninitialised `bytes` of `size` bytes, for C to fill before anyone else sees it.
+
+    CPython's own idiom for building a bytes object in place (PyBytes_FromStringAndSize(NULL, n)):
+    no zero-filling and no copy out of a scratch buffer. The caller must write every byte.
+    """
+    return bytes(_bytes_from_size(None, size))

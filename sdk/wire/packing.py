@@ -2,7 +2,8 @@
 
 The C (sdk/native/splitpack.c) is the single implementation; these wrappers check arguments, size
 the output arrays and hand raw buffers to it, so what the receiver does is exactly what the
-generated edge app does.
+generated edge app does. Outputs are never zero-filled or copied: C writes straight into a fresh
+`bytes` / `np.empty` array, or into the caller's preallocated `out=` array.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from splitsdk.errors import WireError
-from splitsdk.wire._ext import ffi, lib
+from splitsdk.wire._ext import ffi, lib, new_bytes
 
 __all__ = [
     "build_lut",
@@ -22,6 +23,7 @@ __all__ = [
     "pack_hw",
     "packed_size",
     "requantize_lut",
+    "requantize_pack",
     "unpack",
     "unpack_dequantize",
     "unpack_hw",
@@ -62,9 +64,9 @@ def pack(codes: npt.ArrayLike, bits: int) -> bytes:
     Only the low `bits` bits of each code are kept.
     """
     arr = _codes(codes)
-    out = bytearray(packed_size(arr.size, bits))
-    lib.sp_pack(ffi.from_buffer("uint8_t[]", arr), arr.size, bits, ffi.from_buffer(out), len(out))
-    return bytes(out)
+    out = new_bytes(packed_size(arr.size, bits))
+    lib.sp_pack(ffi.from_buffer("uint8_t[]", arr), arr.size, bits, ffi.from_buffer("uint8_t[]", out), len(out))
+    return out
 
 
 def unpack(data: bytes | bytearray | memoryview, n: int, bits: int) -> U8:
@@ -83,9 +85,9 @@ def pack_hw(codes: npt.ArrayLike, bits: int) -> bytes:
     if arr.ndim != 3:
         raise WireError(f"height-width packing needs an HWC tensor, got shape {arr.shape}")
     h, w, c = arr.shape
-    out = bytearray(packed_size(arr.size, bits))
-    lib.sp_pack_hw(ffi.from_buffer("uint8_t[]", arr), h, w, c, bits, ffi.from_buffer(out), len(out))
-    return bytes(out)
+    out = new_bytes(packed_size(arr.size, bits))
+    lib.sp_pack_hw(ffi.from_buffer("uint8_t[]", arr), h, w, c, bits, ffi.from_buffer("uint8_t[]", out), len(out))
+    return out
 
 
 def unpack_hw(data: bytes | bytearray | memoryview, shape: tuple[int, int, int], bits: int) -> U8:
@@ -112,14 +114,19 @@ def build_lut(in_scale: float, in_zero_point: int, scale: float, zero_point: int
     return lut
 
 
-def requantize_lut(values: npt.ArrayLike, lut: npt.ArrayLike) -> U8:
-    """Map int8 values to codes through a 256-entry LUT (same shape as `values`)."""
+def _values_and_lut(values: npt.ArrayLike, lut: npt.ArrayLike) -> tuple[npt.NDArray[np.int8], U8]:
     arr = np.ascontiguousarray(values)
     if arr.dtype != np.int8:
         raise WireError(f"values must be int8, got {arr.dtype}")
     table = np.ascontiguousarray(lut, dtype=np.uint8)
     if table.shape != (256,):
         raise WireError(f"the LUT must have 256 entries, got shape {table.shape}")
+    return arr, table
+
+
+def requantize_lut(values: npt.ArrayLike, lut: npt.ArrayLike) -> U8:
+    """Map int8 values to codes through a 256-entry LUT (same shape as `values`)."""
+    arr, table = _values_and_lut(values, lut)
     out = np.empty(arr.shape, dtype=np.uint8)
     lib.sp_requantize_lut(
         ffi.from_buffer("int8_t[]", arr),
@@ -130,20 +137,63 @@ def requantize_lut(values: npt.ArrayLike, lut: npt.ArrayLike) -> U8:
     return out
 
 
-def dequantize(codes: npt.ArrayLike, scale: float, zero_point: int) -> F32:
-    """float32 (code - zero_point) * scale, same shape as `codes`."""
-    arr = _codes(codes)
-    out = np.empty(arr.shape, dtype=np.float32)
-    lib.sp_dequantize(ffi.from_buffer("uint8_t[]", arr), arr.size, zero_point, scale, ffi.from_buffer("float[]", out))
+def requantize_pack(values: npt.ArrayLike, lut: npt.ArrayLike, bits: int) -> bytes:
+    """`pack(requantize_lut(values, lut), bits)` in one pass, without the intermediate codes (the edge's path)."""
+    arr, table = _values_and_lut(values, lut)
+    out = new_bytes(packed_size(arr.size, bits))
+    lib.sp_requantize_pack(
+        ffi.from_buffer("int8_t[]", arr),
+        arr.size,
+        ffi.from_buffer("uint8_t[]", table),
+        bits,
+        ffi.from_buffer("uint8_t[]", out),
+        len(out),
+    )
     return out
 
 
+def _float_out(out: F32 | None, shape: tuple[int, ...]) -> F32:
+    """A new float32 array of `shape`, or the caller's `out` once checked to be one C can write."""
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != tuple(shape):
+        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise WireError(f"out must be a float32 array of shape {tuple(shape)}, got {got}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise WireError("out must be C-contiguous and writeable")
+    return out
+
+
+def dequantize(codes: npt.ArrayLike, scale: float, zero_point: int, out: F32 | None = None) -> F32:
+    """float32 (code - zero_point) * scale, same shape as `codes`; written into `out` when given."""
+    arr = _codes(codes)
+    dest = _float_out(out, arr.shape)
+    lib.sp_dequantize(ffi.from_buffer("uint8_t[]", arr), arr.size, zero_point, scale, ffi.from_buffer("float[]", dest))
+    return dest
+
+
 def unpack_dequantize(
-    data: bytes | bytearray | memoryview, shape: tuple[int, ...], bits: int, scale: float, zero_point: int
+    data: bytes | bytearray | memoryview,
+    shape: tuple[int, ...],
+    bits: int,
+    scale: float,
+    zero_point: int,
+    out: F32 | None = None,
 ) -> F32:
-    """Unpack a packed tensor of `shape` and dequantise it in one call (the receiver's path)."""
+    """Unpack a packed tensor of `shape` and dequantise it in one pass (the receiver's path).
+
+    With `out` (a C-contiguous float32 array of `shape`, e.g. a row of a preallocated batch) the
+    values are written there and `out` is returned; nothing else is allocated.
+    """
     n = int(np.prod(shape, dtype=np.int64))
-    return dequantize(unpack(data, n, bits), scale, zero_point).reshape(shape)
+    need = packed_size(n, bits)
+    if len(data) < need:
+        raise WireError(f"{n} codes of {bits} bits need {need} bytes, got {len(data)}")
+    dest = _float_out(out, tuple(shape))
+    lib.sp_unpack_dequantize(
+        ffi.from_buffer(data), len(data), n, bits, zero_point, scale, ffi.from_buffer("float[]", dest)
+    )
+    return dest
 
 
 def plain_to_float(

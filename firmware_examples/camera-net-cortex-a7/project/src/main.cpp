@@ -120,7 +120,6 @@ void dump_outputs(const std::string &dir, const edge::Frame &f, const edge::Edge
 
 void infer_loop(const edge::Options &o, edge::EdgeModel &model, edge::BoundedQueue<edge::Frame> &in,
                 edge::BoundedQueue<Packed> &out, edge::StageStats &stats, Counters &n) {
-    std::vector<uint8_t> codes;
     while (auto f = in.pop()) {
         auto t0 = Clock::now();
         model.set_input(f->input);
@@ -136,10 +135,10 @@ void infer_loop(const edge::Options &o, edge::EdgeModel &model, edge::BoundedQue
         t0 = Clock::now();
         for (size_t k = 0; k < splitsdk_gen::kNumCrossing; ++k) {
             const splitsdk_gen::CrossingSpec &c = splitsdk_gen::kCrossing[k];
-            codes.resize(c.elements);
-            sp_requantize_lut(model.crossing_int8(k), c.elements, c.lut, codes.data());
+            // One pass: LUT requantise (NEON table lookups where available) and pack, block by block.
             std::vector<uint8_t> payload(c.packed_bytes);
-            if (sp_pack(codes.data(), c.elements, c.bits, payload.data(), payload.size()) != SP_PACK_OK)
+            if (sp_requantize_pack(model.crossing_int8(k), c.elements, c.lut, c.bits, payload.data(),
+                                   payload.size()) != SP_PACK_OK)
                 throw std::runtime_error(std::string("packing failed for ") + c.name);
             p.tensors.push_back(std::move(payload));
         }
