@@ -12,15 +12,17 @@ from pathlib import Path
 from splitsdk.codegen.render import render
 from splitsdk.codegen.viewmodel import EdgeApp, ServerSettings, edge_app
 from splitsdk.codegen.writer import write_project
-from splitsdk.target import load_target
-from splitsdk.wire.bundle import load_bundle
+from splitsdk.target import Target, load_target
+from splitsdk.wire.bundle import Bundle, load_bundle
 
 __all__ = ["EdgeApp", "ServerSettings", "edge_app", "generate", "render", "write_project"]
 
 
 def generate(
-    bundle_dir: str | Path, target: str | Path, out: str | Path, server: ServerSettings | None = None
+    bundle: Bundle | str | Path, target: Target | str | Path, out: str | Path, server: ServerSettings | None = None
 ) -> list[str]:
-    """Generate the edge project for `bundle_dir` on `target` into `out`; returns the changed paths."""
-    app = edge_app(load_bundle(bundle_dir), load_target(target), server)
-    return write_project(render(app), out)
+    """Generate the edge project for `bundle` (a Bundle or its directory) on `target` (a Target, a shipped
+    target's name or a .toml file) into `out`; returns the changed paths."""
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    t = target if isinstance(target, Target) else load_target(target)
+    return write_project(render(edge_app(b, t, server)), out)

@@ -15,6 +15,7 @@ import jinja2
 
 from splitsdk.codegen.viewmodel import EdgeApp
 from splitsdk.errors import GenerateError
+from splitsdk.toolchain.build import project_json
 
 TEMPLATE_SUFFIX = ".j2"
 
@@ -76,6 +77,7 @@ def render(app: EdgeApp) -> dict[str, str | bytes]:
     env.filters["c_array"] = c_array
     env.filters["c_float"] = c_float
     env.globals["banner"] = _banner(app)
+    env.globals["project_json"] = project_json  # splitsdk-project.json, written through the codec
     out: dict[str, str | bytes] = {}
     for rel, node in _walk(template_root(app.family)):
         path = rel[: -len(TEMPLATE_SUFFIX)].replace("__target__", app.target_name)

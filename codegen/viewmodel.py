@@ -7,17 +7,20 @@ identifier, array and size is computed here.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from splitsdk import __version__
+from splitsdk.address import parse_hostport
 from splitsdk.errors import GenerateError
 from splitsdk.target import Target
-from splitsdk.wire.bundle import Bundle
+from splitsdk.wire.bundle import Bundle, ManifestCrossing
 
 NATIVE_FILES = ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c")
+WIRE_DOC = "wire-protocol.md"  # sdk/native/wire-protocol.md: the protocol the C implements
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _HOST = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
 
@@ -31,15 +34,13 @@ class ServerSettings:
     device_id: str = "camera-0"
 
     @classmethod
-    def parse(cls, server: str | None, device_id: str | None) -> ServerSettings:
-        """From `--server HOST:PORT` and `--device-id` (either may be None: the default)."""
+    def parse(cls, server: str | None, device_id: str | None, what: str = "server") -> ServerSettings:
+        """From a `HOST:PORT` string and a device id (either may be None: the default).
+
+        `what` names the server field in errors (the CLI passes its flag).
+        """
         base = cls()
-        host, port = base.host, base.port
-        if server is not None:
-            h, sep, p = server.rpartition(":")
-            if not sep or not h or not p.isdigit():
-                raise GenerateError(f"--server: expected HOST:PORT, got {server!r}")
-            host, port = h.strip("[]"), int(p)
+        host, port = parse_hostport(server, what) if server is not None else (base.host, base.port)
         return cls(host, port, device_id if device_id is not None else base.device_id).validate()
 
     def validate(self) -> ServerSettings:
@@ -54,27 +55,22 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class CrossingView:
+    """A bundle's `ManifestCrossing` (`spec`) as the templates see it: its wire position and C identifiers added."""
+
     index: int
-    name: str
-    shape: tuple[int, ...]
-    bits: int
-    scale: float
-    zero_point: int
-    edge_scale: float
-    edge_zero_point: int
-    lut: tuple[int, ...]
-    edge_output: int  # index of the edge model output holding this tensor
+    spec: ManifestCrossing
+
+    @property
+    def name(self) -> str:
+        return self.spec.tensor
 
     @property
     def elements(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.spec.shape)
 
     @property
     def packed_bytes(self) -> int:
-        return (self.elements * self.bits + 7) // 8
+        return (self.elements * self.spec.bits + 7) // 8
 
     @property
     def lut_ident(self) -> str:
@@ -129,9 +125,13 @@ class EdgeApp:
 
 
 def native_sources() -> tuple[tuple[str, bytes], ...]:
-    """The shared C (sdk/native), byte for byte: generated projects carry the one source of truth."""
+    """The shared C (sdk/native) and its contract, byte for byte: generated projects carry the one source
+    of truth (the C in `native/`, the wire protocol document as `docs/wire-protocol.md`)."""
     root = resources.files("splitsdk.native")
-    return tuple((f"native/{name}", (root / name).read_bytes()) for name in NATIVE_FILES)
+    return (
+        *((f"native/{name}", (root / name).read_bytes()) for name in NATIVE_FILES),
+        (f"docs/{WIRE_DOC}", (root / WIRE_DOC).read_bytes()),
+    )
 
 
 def _input_hwc(bundle: Bundle) -> tuple[int, int, int]:
@@ -150,21 +150,7 @@ def edge_app(bundle: Bundle, target: Target, server: ServerSettings | None = Non
     tc = target.toolchain
     if tc is None or tc.sysroot is None or not target.family:
         raise GenerateError(f"target '{target.name}' ({target.path}) has no toolchain/sysroot/family: not deployable")
-    crossing = tuple(
-        CrossingView(
-            index=i,
-            name=c.tensor,
-            shape=c.shape,
-            bits=c.bits,
-            scale=c.scale,
-            zero_point=c.zero_point,
-            edge_scale=c.edge_scale,
-            edge_zero_point=c.edge_zero_point,
-            lut=tuple(int(v) for v in c.lut),
-            edge_output=c.edge_output,
-        )
-        for i, c in enumerate(bundle.crossing)
-    )
+    crossing = tuple(CrossingView(i, c) for i, c in enumerate(bundle.crossing))
     model = bundle.edge_model.read_bytes()
     manifest = (bundle.root / "manifest.json").read_bytes()
     return EdgeApp(

@@ -23,7 +23,8 @@ from splitsdk.errors import (
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it, one entry function per stage (DESIGN.md's data flow)
+# public name -> "module" that defines it (or "module:attribute" when the name differs): one entry
+# function per stage of the data flow, model -> plan -> bundle -> edge project -> firmware -> receiver
 _LAZY = {
     "load_graph": "splitsdk.graph",
     "LayerGraph": "splitsdk.graph",
@@ -40,14 +41,21 @@ _LAZY = {
     "convert_plan": "splitsdk.convert",
     "load_bundle": "splitsdk.wire.bundle",
     "EdgeClient": "splitsdk.wire.edge",
+    "generate": "splitsdk.codegen",
+    "build": "splitsdk.toolchain.build:build_firmware",
+    "emulate": "splitsdk.toolchain.emulate",
+    "verify": "splitsdk.toolchain.verify",
+    "ReceiverConfig": "splitsdk.cloud",
+    "serve": "splitsdk.cloud",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    where = _LAZY.get(name)
+    if where is None:
         raise AttributeError(f"module 'splitsdk' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    module, _, attribute = where.partition(":")
+    return getattr(importlib.import_module(module), attribute or name)
 
 
 __all__ = [

@@ -21,7 +21,7 @@ import os
 import tempfile
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
@@ -127,25 +127,15 @@ def _decode(tp: Any, value: Any, path: str, rng: Bounds | None) -> Any:
         if value not in choices or type(value) is not type(choices[0]):
             raise CodecError(path, f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
         return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise CodecError(path, f"expected true or false, got {_kind(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CodecError(path, f"expected an integer, got {_kind(value)}")
-        if rng:
+    if tp in _SCALARS:
+        accepts, wanted = _SCALARS[tp]
+        if not accepts(value):
+            raise CodecError(path, f"expected {wanted}, got {_kind(value)}")
+        if tp is float:
+            value = float(value)
+            (rng or _FINITE).check(value, path)
+        elif tp is int and rng:
             rng.check(value, path)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise CodecError(path, f"expected a number, got {_kind(value)}")
-        value = float(value)
-        (rng or _FINITE).check(value, path)
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise CodecError(path, f"expected a string, got {_kind(value)}")
         return value
     if tp is Path:
         if not isinstance(value, str) or not value:
@@ -176,6 +166,20 @@ def _decode(tp: Any, value: Any, path: str, rng: Bounds | None) -> Any:
 
 
 _FINITE = Bounds()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# scalar type -> (accepts a parsed value, what the error says was expected): a string is never a number or a
+# boolean, a boolean never a number, an integer is a float too
+_SCALARS: dict[Any, tuple[Callable[[Any], bool], str]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (_is_int, "an integer"),
+    float: (lambda v: _is_int(v) or isinstance(v, float), "a number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
 
 
 def _join(path: str, key: str) -> str:

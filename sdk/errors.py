@@ -10,13 +10,18 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
 
 
 class SplitSdkError(Exception):
-    """Base of every error splitsdk raises for bad input or an impossible request."""
+    """Base of every error splitsdk raises for bad input or an impossible request (CLI exit code 1;
+    2 is argparse's, for usage errors)."""
 
-    exit_code = 2
+    exit_code = 1
 
 
 class ModelError(SplitSdkError):
     """A model file that is missing, corrupt, of an unknown format or holding an unsupported layer."""
+
+
+class DynamicShapeError(ModelError):
+    """A model input with dynamic dims and no shape given to fix them."""
 
 
 class UnsupportedLayerError(ModelError):
@@ -65,3 +70,9 @@ class ToolchainError(SplitSdkError):
 
 class GenerateError(SplitSdkError):
     """A bundle/target combination the code generator cannot render."""
+
+
+class UsageError(SplitSdkError):
+    """A command line that does not parse (exit code 2, like argparse's own usage errors)."""
+
+    exit_code = 2

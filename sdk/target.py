@@ -1,38 +1,44 @@
 """Target descriptors: the TOML files under `targets/` (package data `splitsdk.targets`) as typed data.
 
 A target says what a device is (figures the latency model needs), which precisions its runtime
-executes and how fast, and, for deployable targets, how to cross-compile for it and emulate it.
-Adding a target is adding a file: code reads the fields, it never tests a target's name.
+executes and how fast, and, for deployable targets, how to cross-compile for it, emulate it and
+build a camera image for it. Adding a target is adding a file: code reads the fields, it never tests
+a target's name. The file's layout is the dataclass tree below, read through `splitsdk.codec`:
+unknown keys, wrong types and out-of-range figures are refused, naming the file and the field.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from splitsdk.codec import CodecError, bounds, decode, encode
 from splitsdk.errors import TargetError
 
 FLOAT_BITS = 32  # a bit width of 32 means "kept in float" (float32 on a CPU, float16 on a TPU-like device)
 
-ROLES = ("edge", "cloud", "any")
-KINDS = ("systolic", "cpu", "gpu")
-DATAFLOWS = ("os", "ws", "is")
 MODE_WIDTHS = (8, 16, FLOAT_BITS)  # container widths a runtime computes in
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # a target's name is part of file and folder names
+
+POSITIVE = bounds(gt=0)
+AT_LEAST_ONE = bounds(ge=1)
+NOT_NEGATIVE = bounds(ge=0)
 
 
 @dataclass(frozen=True)
 class Systolic:
     """A systolic array as SCALE-Sim sees it: rows x cols PEs, a dataflow, three SRAMs."""
 
-    rows: int
-    cols: int
-    dataflow: str
-    ifmap_sram_kb: int
-    filter_sram_kb: int
-    ofmap_sram_kb: int
+    rows: int = field(metadata=AT_LEAST_ONE)
+    cols: int = field(metadata=AT_LEAST_ONE)
+    dataflow: Literal["os", "ws", "is"]
+    ifmap_sram_kb: int = field(metadata=AT_LEAST_ONE)
+    filter_sram_kb: int = field(metadata=AT_LEAST_ONE)
+    ofmap_sram_kb: int = field(metadata=AT_LEAST_ONE)
 
     @property
     def pes(self) -> int:
@@ -43,17 +49,18 @@ class Systolic:
 class Device:
     """Figures for planning. `kind` picks the analytic model: systolic closed form or roofline."""
 
-    kind: str
-    clock_mhz: float
-    cores: int
-    memory_mb: int
-    app_memory_mb: int
-    onchip_kb: int
-    bandwidth_gbps: float  # off-chip GB/s
-    peak_gops: float  # as documented by the source the file cites (informative)
-    efficiency: float  # sustained fraction of the mode MAC rates (1.0: rates already sustained)
-    elementwise_per_cycle: float  # elements per cycle per core for layers without MACs
-    layer_overhead_us: float
+    kind: Literal["systolic", "cpu", "gpu"]
+    clock_mhz: float = field(metadata=POSITIVE)
+    cores: int = field(metadata=AT_LEAST_ONE)
+    memory_mb: int = field(metadata=AT_LEAST_ONE)
+    app_memory_mb: int = field(metadata=AT_LEAST_ONE)
+    onchip_kb: int = field(metadata=AT_LEAST_ONE)
+    bandwidth_gbps: float = field(metadata=POSITIVE)  # off-chip GB/s
+    peak_gops: float = field(metadata=POSITIVE)  # as documented by the source the file cites (informative)
+    # sustained fraction of the mode MAC rates (1.0: rates already sustained)
+    efficiency: float = field(metadata=bounds(gt=0, le=1))
+    elementwise_per_cycle: float = field(metadata=POSITIVE)  # elements per cycle per core for layers without MACs
+    layer_overhead_us: float = field(metadata=NOT_NEGATIVE)
     systolic: Systolic | None = None
 
     @property
@@ -70,9 +77,9 @@ class ComputeMode:
     """A precision the runtime executes: weight and activation container widths and its MAC rate."""
 
     name: str
-    weights: int
-    activations: int
-    macs_per_cycle: float  # per PE (systolic) or per core (cpu/gpu), sustained
+    weights: Literal[8, 16, 32]
+    activations: Literal[8, 16, 32]
+    macs_per_cycle: float = field(metadata=POSITIVE)  # per PE (systolic) or per core (cpu/gpu), sustained
 
 
 @dataclass(frozen=True)
@@ -86,15 +93,23 @@ class ModelFile:
     runtime maps the file into memory, so this is also what the edge weights cost in RAM.
     """
 
-    per_channel_bytes: float
-    per_weighted_layer_bytes: float
-    per_layer_bytes: float
-    per_output_bytes: float
-    base_bytes: float
+    per_channel_bytes: float = field(metadata=NOT_NEGATIVE)
+    per_weighted_layer_bytes: float = field(metadata=NOT_NEGATIVE)
+    per_layer_bytes: float = field(metadata=NOT_NEGATIVE)
+    per_output_bytes: float = field(metadata=NOT_NEGATIVE)
+    base_bytes: float = field(metadata=NOT_NEGATIVE)
     # per-layer precision mixes: each conversion op between precisions (with its tensor), and the extra
     # bytes per output channel of a layer with 16-bit activations (its bias is int64, not int32)
-    per_conversion_bytes: float = 0.0
-    wide_bias_bytes: float = 0.0
+    per_conversion_bytes: float = field(default=0.0, metadata=NOT_NEGATIVE)
+    wide_bias_bytes: float = field(default=0.0, metadata=NOT_NEGATIVE)
+
+
+@dataclass(frozen=True)
+class Native:
+    """The precision the runtime runs a model in when nothing is quantised (bit widths)."""
+
+    weights: int = field(metadata=bounds(ge=1, le=FLOAT_BITS))
+    activations: int = field(metadata=bounds(ge=1, le=FLOAT_BITS))
 
 
 @dataclass(frozen=True)
@@ -106,15 +121,21 @@ class QuantSupport:
     widths the runtime computes on the next mode's grid (e.g. 4-bit values held in int8).
     """
 
-    candidate_bits: tuple[int, ...]
+    candidate_bits: tuple[int, ...] = field(metadata=bounds(ge=1, le=16))
     packed_storage: bool
-    emulated_bits: tuple[int, ...]
-    native_weights: int
-    native_activations: int
+    native: Native
     runtime: str
     modes: tuple[ComputeMode, ...]
+    emulated_bits: tuple[int, ...] = field(default=(), metadata=bounds(ge=1, le=16))
     unsupported: tuple[str, ...] = ()
+    # layer ops (the graph's op names: Keras classes, ONNX op types) this runtime cannot execute on the device,
+    # beyond what the host's TFLite converter refuses: the planner keeps them, and all after them, in the cloud
+    unsupported_ops: tuple[str, ...] = ()
     model_file: ModelFile | None = None  # None: weights are stored alone, biases at the weights' width
+
+    def __post_init__(self) -> None:  # bit lists are sets: sorted, each width once
+        object.__setattr__(self, "candidate_bits", tuple(sorted(set(self.candidate_bits))))
+        object.__setattr__(self, "emulated_bits", tuple(sorted(set(self.emulated_bits))))
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -175,6 +196,8 @@ class SysrootRecipe:
 
 @dataclass(frozen=True)
 class Toolchain:
+    """The cross compiler (GNU triple, flags) and, for deployable targets, the sysroot recipe."""
+
     triple: str
     cflags: tuple[str, ...]
     cmake_system_processor: str
@@ -184,34 +207,67 @@ class Toolchain:
 
 @dataclass(frozen=True)
 class Qemu:
+    """How the target is emulated: user-mode binary and CPU, and the system board for camera images."""
+
     user_binary: str
     user_cpu: str
     system_binary: str = ""
     system_machine: str = ""
     system_cpu: str = ""
-    system_memory_mb: int = 0
+    system_memory_mb: int = field(default=0, metadata=NOT_NEGATIVE)
     kernel_package: str = ""
-    modules: tuple[str, ...] = ()
-    host_address: str = "10.0.2.2"
+    modules: tuple[str, ...] = ()  # kernel modules the board's network needs
+    host_address: str = "10.0.2.2"  # the host's loopback as the guest sees it (QEMU user networking)
+
+
+@dataclass(frozen=True)
+class Camera:
+    """What `splitsdk image` builds a camera from: a Debian userland and kernel booted on the [qemu] board."""
+
+    suite: str  # Debian suite of the camera's kernel and userland (the sysroot's may differ)
+    console: str  # the kernel's serial console device on the board
+    packages: tuple[str, ...]  # userland packages (with their dependency closure): shell tools, SSH server
+    storage_modules: tuple[str, ...]  # kernel modules the persistent data disk needs, on top of [qemu] modules
+    guest_address: str  # the camera's address/prefix on QEMU's user network
+
+
+@dataclass(frozen=True)
+class RuntimeBuild:
+    """A TFLite build: the one a target's analytic rates assume (`[runtime]`), the one a firmware ships
+    (firmware.json), or the one a measured table ran on."""
+
+    tflite: str  # version, e.g. "2.14.1"
+    neon: bool
+    xnnpack: bool
+    how: str = ""  # how the facts were found out (informative)
+
+    def differs(self, other: RuntimeBuild) -> str:
+        """'' when the builds agree on version, NEON and XNNPACK; else what differs, in words."""
+        diffs = [f"{k} {getattr(self, k)} vs {getattr(other, k)}" for k in ("tflite", "neon", "xnnpack")
+                 if getattr(self, k) != getattr(other, k)]
+        return ", ".join(diffs).replace("True", "on").replace("False", "off")
 
 
 @dataclass(frozen=True)
 class Target:
-    """One target descriptor, loaded and checked."""
+    """One target descriptor, loaded and checked. `path` is the file it was read from."""
 
     name: str
     description: str
-    role: str
+    role: Literal["edge", "cloud", "any"]
     device: Device
     quant: QuantSupport
     family: str = ""  # template folder family for deployable targets ("edge-linux")
     toolchain: Toolchain | None = None
     qemu: Qemu | None = None
-    path: str = field(default="", compare=False)
+    camera: Camera | None = None
+    runtime: RuntimeBuild | None = None  # the TFLite build the device's rates (MACs per cycle) assume
+    path: str = field(default="", compare=False, init=False)
 
     def summary(self) -> dict[str, Any]:
-        """The descriptor as plain JSON data (`splitsdk targets --json`)."""
-        data = asdict(self)
+        """The descriptor as plain JSON data (`splitsdk targets --json`): the file's fields and more."""
+        data: dict[str, Any] = encode(self)
+        data["path"] = self.path
         data["quant"]["precisions"] = list(self.quant.precisions)
         data["quant"]["runs_int16_activations"] = self.quant.runs_int16_activations
         return data
@@ -223,6 +279,32 @@ def _container(bits: int) -> int:
         if bits <= width:
             return width
     raise TargetError(f"bit width {bits} is wider than float ({FLOAT_BITS})")
+
+
+def _check(t: Target) -> None:
+    """What the types cannot say: rules across fields (a CodecError names the field)."""
+    if not _NAME.match(t.name):
+        raise CodecError("name", f"{t.name!r}: use 1-64 of A-Z a-z 0-9 . _ -")
+    d = t.device
+    if (d.kind == "systolic") != (d.systolic is not None):
+        raise CodecError("device.systolic", "required exactly when device.kind is 'systolic'")
+    if d.app_memory_mb > d.memory_mb:
+        raise CodecError("device.app_memory_mb", f"{d.app_memory_mb} exceeds device.memory_mb {d.memory_mb}")
+    q = t.quant
+    if not q.candidate_bits:
+        raise CodecError("quant.candidate_bits", "must not be empty")
+    if not set(q.emulated_bits) <= set(q.candidate_bits):
+        raise CodecError("quant.emulated_bits", f"{list(q.emulated_bits)} not all in quant.candidate_bits")
+    if not any(m.weights == FLOAT_BITS and m.activations == FLOAT_BITS for m in q.modes):
+        raise CodecError("quant.modes", "needs a float mode (weights = activations = 32)")
+    try:
+        q.mode_for(q.native.weights, q.native.activations)
+    except TargetError as exc:
+        raise CodecError("quant.native", str(exc)) from None
+    if t.camera is not None and (t.qemu is None or not t.qemu.system_binary or not t.qemu.kernel_package):
+        raise CodecError("camera", "needs [qemu] system_binary and kernel_package (the board it boots on)")
+    if t.camera is not None and (t.toolchain is None or t.toolchain.sysroot is None):
+        raise CodecError("camera", "needs [toolchain.sysroot] (its Debian mirror and architecture)")
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -238,240 +320,41 @@ def list_targets() -> list[str]:
     return sorted(p.stem for p in builtin_targets_dir().glob("*.toml"))
 
 
-def load_target(name_or_path: str | Path) -> Target:
-    """Load a shipped target by name (`"cortex-a7"`) or any descriptor file by path."""
+def target_file(name_or_path: str | Path) -> Path:
+    """The descriptor file meant: a path when the argument is an existing file or ends in `.toml`,
+    else a shipped target's name (a folder named like a target does not hide it)."""
     text = str(name_or_path)
     path = Path(text)
-    if not (text.endswith(".toml") or path.exists()):
-        path = builtin_targets_dir() / f"{text}.toml"
+    if text.endswith(".toml") or path.is_file():
         if not path.is_file():
-            raise TargetError(f"unknown target '{text}' (known: {', '.join(list_targets())})")
+            raise TargetError(f"{path}: target file not found")
+        return path
+    path = builtin_targets_dir() / f"{text}.toml"
     if not path.is_file():
-        raise TargetError(f"{path}: target file not found")
+        raise TargetError(f"unknown target '{text}' (known: {', '.join(list_targets())})")
+    return path
+
+
+def load_target(name_or_path: str | Path) -> Target:
+    """Load a shipped target by name (`"cortex-a7"`) or any descriptor file by path.
+
+    A file's `name` need not match its file name: a copy of cortex-a7.toml saved as `my-a7.toml`
+    loads as is; the path it was read from is kept in `Target.path`.
+    """
+    path = target_file(name_or_path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise TargetError(f"{path}: cannot parse: {exc}") from exc
-    return _Reader(str(path)).target(data)
+        raise TargetError(f"{path}: cannot parse: {exc}") from None
+    try:
+        target = decode(Target, data)
+        _check(target)
+    except CodecError as exc:
+        raise TargetError(f"{path}: {exc}") from None
+    object.__setattr__(target, "path", str(path))  # not a field of the file: where it was read from
+    return target
 
 
-class _Reader:
-    """Typed field access that names the file and the dotted field in every error."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, key: str, msg: str) -> TargetError:
-        return TargetError(f"{self.path}: field '{key}': {msg}")
-
-    def section(self, data: dict[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
-        full = prefix + key
-        if key not in data:
-            raise self.fail(full, "missing section")
-        val = data[key]
-        if not isinstance(val, dict):
-            raise self.fail(full, "expected a table")
-        return val
-
-    def get(self, data: dict[str, Any], key: str, typ: type, prefix: str = "", default: Any = ...) -> Any:
-        full = prefix + key
-        if key not in data:
-            if default is ...:
-                raise self.fail(full, "missing")
-            return default
-        val = data[key]
-        if typ is float and isinstance(val, int) and not isinstance(val, bool):
-            val = float(val)
-        if not isinstance(val, typ) or (typ is int and isinstance(val, bool)):
-            raise self.fail(full, f"expected {typ.__name__}, got {type(val).__name__} {val!r}")
-        return val
-
-    def positive(self, data: dict[str, Any], key: str, typ: type, prefix: str) -> Any:
-        val = self.get(data, key, typ, prefix)
-        if val <= 0:
-            raise self.fail(prefix + key, f"must be positive, got {val}")
-        return val
-
-    def strings(self, data: dict[str, Any], key: str, prefix: str) -> tuple[str, ...]:
-        val = self.get(data, key, list, prefix, default=[])
-        if not all(isinstance(v, str) for v in val):
-            raise self.fail(prefix + key, "expected a list of strings")
-        return tuple(val)
-
-    def bits(self, data: dict[str, Any], key: str, prefix: str, default: Any = ...) -> tuple[int, ...]:
-        val = self.get(data, key, list, prefix, default=default)
-        if not all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 16 for b in val):
-            raise self.fail(prefix + key, f"expected bit widths between 1 and 16, got {val!r}")
-        return tuple(sorted(set(val)))
-
-    def choice(self, data: dict[str, Any], key: str, options: tuple[str, ...], prefix: str = "") -> str:
-        val: str = self.get(data, key, str, prefix)
-        if val not in options:
-            raise self.fail(prefix + key, f"expected one of {', '.join(options)}, got {val!r}")
-        return val
-
-    # -- sections ------------------------------------------------------------------------------
-    def target(self, data: dict[str, Any]) -> Target:
-        name = self.get(data, "name", str)
-        stem = Path(self.path).stem
-        if name != stem:
-            raise self.fail("name", f"'{name}' differs from the file name '{stem}'")
-        toolchain = self.toolchain(data["toolchain"]) if "toolchain" in data else None
-        qemu = self.qemu(data["qemu"]) if "qemu" in data else None
-        return Target(
-            name=name,
-            description=self.get(data, "description", str),
-            role=self.choice(data, "role", ROLES),
-            device=self.device(self.section(data, "device")),
-            quant=self.quant(self.section(data, "quant")),
-            family=self.get(data, "family", str, default=""),
-            toolchain=toolchain,
-            qemu=qemu,
-            path=self.path,
-        )
-
-    def device(self, d: dict[str, Any]) -> Device:
-        p = "device."
-        kind = self.choice(d, "kind", KINDS, p)
-        systolic = self.systolic(d["systolic"]) if "systolic" in d else None
-        if (kind == "systolic") != (systolic is not None):
-            raise self.fail("device.systolic", "required exactly when device.kind is 'systolic'")
-        efficiency = self.positive(d, "efficiency", float, p)
-        if efficiency > 1.0:
-            raise self.fail("device.efficiency", f"must be in (0, 1], got {efficiency}")
-        memory_mb = self.positive(d, "memory_mb", int, p)
-        app_memory_mb = self.positive(d, "app_memory_mb", int, p)
-        if app_memory_mb > memory_mb:
-            raise self.fail("device.app_memory_mb", f"{app_memory_mb} exceeds device.memory_mb {memory_mb}")
-        overhead = self.get(d, "layer_overhead_us", float, p)
-        if overhead < 0:
-            raise self.fail("device.layer_overhead_us", "must not be negative")
-        return Device(
-            kind=kind,
-            clock_mhz=self.positive(d, "clock_mhz", float, p),
-            cores=self.positive(d, "cores", int, p),
-            memory_mb=memory_mb,
-            app_memory_mb=app_memory_mb,
-            onchip_kb=self.positive(d, "onchip_kb", int, p),
-            bandwidth_gbps=self.positive(d, "bandwidth_gbps", float, p),
-            peak_gops=self.positive(d, "peak_gops", float, p),
-            efficiency=efficiency,
-            elementwise_per_cycle=self.positive(d, "elementwise_per_cycle", float, p),
-            layer_overhead_us=overhead,
-            systolic=systolic,
-        )
-
-    def systolic(self, s: dict[str, Any]) -> Systolic:
-        p = "device.systolic."
-        if not isinstance(s, dict):
-            raise self.fail("device.systolic", "expected a table")
-        return Systolic(
-            rows=self.positive(s, "rows", int, p),
-            cols=self.positive(s, "cols", int, p),
-            dataflow=self.choice(s, "dataflow", DATAFLOWS, p),
-            ifmap_sram_kb=self.positive(s, "ifmap_sram_kb", int, p),
-            filter_sram_kb=self.positive(s, "filter_sram_kb", int, p),
-            ofmap_sram_kb=self.positive(s, "ofmap_sram_kb", int, p),
-        )
-
-    def quant(self, q: dict[str, Any]) -> QuantSupport:
-        p = "quant."
-        candidates = self.bits(q, "candidate_bits", p)
-        if not candidates:
-            raise self.fail("quant.candidate_bits", "must not be empty")
-        emulated = self.bits(q, "emulated_bits", p, default=[])
-        if not set(emulated) <= set(candidates):
-            raise self.fail("quant.emulated_bits", f"{list(emulated)} not all in quant.candidate_bits")
-        raw_modes = self.get(q, "modes", list, p)
-        modes = tuple(self.mode(m, i) for i, m in enumerate(raw_modes))
-        if not any(m.weights == FLOAT_BITS and m.activations == FLOAT_BITS for m in modes):
-            raise self.fail("quant.modes", "needs a float mode (weights = activations = 32)")
-        native = self.section(q, "native", p)
-        qs = QuantSupport(
-            candidate_bits=candidates,
-            packed_storage=self.get(q, "packed_storage", bool, p),
-            emulated_bits=emulated,
-            native_weights=self.get(native, "weights", int, "quant.native."),
-            native_activations=self.get(native, "activations", int, "quant.native."),
-            runtime=self.get(q, "runtime", str, p),
-            modes=modes,
-            unsupported=self.strings(q, "unsupported", p),
-            model_file=self.model_file(self.section(q, "model_file", p)) if "model_file" in q else None,
-        )
-        try:
-            qs.mode_for(qs.native_weights, qs.native_activations)
-        except TargetError as exc:
-            raise self.fail("quant.native", str(exc)) from exc
-        return qs
-
-    def model_file(self, m: dict[str, Any]) -> ModelFile:
-        p = "quant.model_file."
-        fields = ("per_channel_bytes", "per_weighted_layer_bytes", "per_layer_bytes", "per_output_bytes", "base_bytes")
-        optional = ("per_conversion_bytes", "wide_bias_bytes")
-        values = {}
-        for key in (*fields, *(k for k in optional if k in m)):
-            val = self.get(m, key, float, p)
-            if val < 0:
-                raise self.fail(p + key, f"must be >= 0, got {val}")
-            values[key] = float(val)
-        return ModelFile(**values)
-
-    def mode(self, m: Any, i: int) -> ComputeMode:
-        p = f"quant.modes[{i}]."
-        if not isinstance(m, dict):
-            raise self.fail(f"quant.modes[{i}]", "expected a table")
-        mode = ComputeMode(
-            name=self.get(m, "name", str, p),
-            weights=self.get(m, "weights", int, p),
-            activations=self.get(m, "activations", int, p),
-            macs_per_cycle=self.positive(m, "macs_per_cycle", float, p),
-        )
-        for key, val in (("weights", mode.weights), ("activations", mode.activations)):
-            if val not in MODE_WIDTHS:
-                raise self.fail(p + key, f"expected one of {MODE_WIDTHS}, got {val}")
-        return mode
-
-    def toolchain(self, t: Any) -> Toolchain:
-        p = "toolchain."
-        if not isinstance(t, dict):
-            raise self.fail("toolchain", "expected a table")
-        sysroot = None
-        if "sysroot" in t:
-            s = self.section(t, "sysroot", p)
-            sp = "toolchain.sysroot."
-            links = self.get(s, "symlinks", list, sp, default=[])
-            if not all(isinstance(x, list) and len(x) == 2 and all(isinstance(y, str) for y in x)
-                       for x in links):
-                raise self.fail(sp + "symlinks", "expected a list of [link, target] string pairs")
-            sysroot = SysrootRecipe(
-                mirror=self.get(s, "mirror", str, sp),
-                suite=self.get(s, "suite", str, sp),
-                arch=self.get(s, "arch", str, sp),
-                packages=self.strings(s, "packages", sp),
-                tflite_version=self.get(s, "tflite_version", str, sp),
-                lib_dir=self.get(s, "lib_dir", str, sp),
-                symlinks=tuple((x[0], x[1]) for x in links),
-            )
-        return Toolchain(
-            triple=self.get(t, "triple", str, p),
-            cflags=self.strings(t, "cflags", p),
-            cmake_system_processor=self.get(t, "cmake_system_processor", str, p),
-            debian_packages=self.strings(t, "debian_packages", p),
-            sysroot=sysroot,
-        )
-
-    def qemu(self, q: Any) -> Qemu:
-        p = "qemu."
-        if not isinstance(q, dict):
-            raise self.fail("qemu", "expected a table")
-        return Qemu(
-            user_binary=self.get(q, "user_binary", str, p),
-            user_cpu=self.get(q, "user_cpu", str, p),
-            system_binary=self.get(q, "system_binary", str, p, default=""),
-            system_machine=self.get(q, "system_machine", str, p, default=""),
-            system_cpu=self.get(q, "system_cpu", str, p, default=""),
-            system_memory_mb=self.get(q, "system_memory_mb", int, p, default=0),
-            kernel_package=self.get(q, "kernel_package", str, p, default=""),
-            modules=self.strings(q, "modules", p),
-            host_address=self.get(q, "host_address", str, p, default="10.0.2.2"),
-        )
+def camera_targets() -> list[str]:
+    """The shipped targets a camera image can be built for (those with a [camera] section)."""
+    return [n for n in list_targets() if load_target(n).camera is not None]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from splitsdk.graph import load_graph
 from splitsdk.plan import Constraints, load_plan, plan_model, save_plan
-from splitsdk.plan.schema import CrossingTensor
+from splitsdk.plan.schema import MAX_WIRE_BITS, PlannedCrossing
 from splitsdk.profile.types import Link
 
 
@@ -21,7 +21,8 @@ def forced_plan(model: Path, out: Path, split: int, wbits: int = 8, abits: int =
                 crossing_bits: dict[str, int] | None = None, target: str = "cortex-a7",
                 layer_bits: dict[str, tuple[int, int]] | None = None) -> Path:
     """The planner's plan with its solution replaced by split `split` at uniform bits, or per layer
-    (weight bits, activation bits) where `layer_bits` says (tests only)."""
+    (weight bits, activation bits) where `layer_bits` says (tests only). A crossing tensor goes at
+    `crossing_bits`, else at its producer's activation bits up to the wire's widest (8)."""
     make_plan(model, out, target)
     plan = load_plan(out)
     graph = load_graph(model)
@@ -32,9 +33,11 @@ def forced_plan(model: Path, out: Path, split: int, wbits: int = 8, abits: int =
     layer_bits = layer_bits or {}
     abits_map = {name: layer_bits.get(name, (wbits, abits))[1] for name in edge}
     crossing = tuple(
-        CrossingTensor(
+        PlannedCrossing(
             tensor=c.tensor, shape=c.shape,
-            bits=(crossing_bits or {}).get(c.tensor, abits_map.get(graph.tensors[c.tensor].producer or "", 8)),
+            bits=(crossing_bits or {}).get(
+                c.tensor, min(abits_map.get(graph.tensors[c.tensor].producer or "", 8), MAX_WIRE_BITS)
+            ),
             producer=graph.tensors[c.tensor].producer,
         )
         for c in cand.crossing

@@ -22,6 +22,7 @@ from edge_app_helpers import (
     write_frames,
 )
 
+from splitsdk.codec import encode
 from splitsdk.codegen import generate
 from splitsdk.errors import ToolchainError
 from splitsdk.target import load_target
@@ -143,6 +144,7 @@ def test_firmware_json_round_trips(base: Path, bundle: Path) -> None:
     fw_dir = shared_firmware(base, bundle, "cortex-a7")
     data = json.loads((fw_dir / "firmware.json").read_text())
     assert data["target"] == "cortex-a7" and data["sanitized"] is False
+    assert data.items() <= encode(load_firmware(fw_dir)).items()  # the file is the Firmware dataclass
     with pytest.raises(ToolchainError, match="firmware.json"):
         load_firmware(fw_dir / "bin")
 

@@ -26,7 +26,7 @@ from splitsdk.camera.image import build_image
 from splitsdk.camera.payload import prepare
 from splitsdk.camera.qemu import Camera, camera_down, camera_up
 from splitsdk.camera.ssh import Remote
-from splitsdk.toolchain.emulate import Receiver, free_port
+from splitsdk.toolchain.emulate import ReceiverProcess, free_port
 
 pytestmark = [pytest.mark.requires_toolchain, pytest.mark.requires_qemu, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -41,15 +41,15 @@ def firmware(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def receiver(firmware: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
-    rx = Receiver(firmware[0], db=tmp_path_factory.mktemp("rx") / "results.sqlite")
+def receiver(firmware: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReceiverProcess]:
+    rx = ReceiverProcess(firmware[0], db=tmp_path_factory.mktemp("rx") / "results.sqlite")
     with rx:
         yield rx
 
 
 @pytest.fixture(scope="module")
 def camera(
-    firmware: tuple[Path, Path], receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
+    firmware: tuple[Path, Path], receiver: ReceiverProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Camera]:
     tmp = tmp_path_factory.mktemp("camera")
     frames = write_frames(tmp / "frames", 3, seed=3)
@@ -74,13 +74,13 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "splitsdk", *args], capture_output=True, text=True, timeout=300)
 
 
-def rows(receiver: Receiver, device: str) -> int:
+def rows(receiver: ReceiverProcess, device: str) -> int:
     assert receiver.db is not None
     with sqlite3.connect(f"file:{receiver.db}?mode=ro", uri=True) as db:
         return int(db.execute("SELECT COUNT(*) FROM results WHERE device_id = ?", (device,)).fetchone()[0])
 
 
-def wait_rows(receiver: Receiver, device: str, at_least: int, timeout_s: float = 120) -> int:
+def wait_rows(receiver: ReceiverProcess, device: str, at_least: int, timeout_s: float = 120) -> int:
     deadline = time.monotonic() + timeout_s
     while (n := rows(receiver, device)) < at_least and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -112,7 +112,7 @@ def state(remote: Remote) -> dict[str, str]:
 
 
 def test_factory_firmware_sends_results_to_the_host_receiver(
-    camera: Camera, remote: Remote, receiver: Receiver
+    camera: Camera, remote: Remote, receiver: ReceiverProcess
 ) -> None:
     info = state(remote)
     assert info["arch"] == "armv7l" and info["current"] != "none" and info["previous"] == "none"
@@ -121,7 +121,7 @@ def test_factory_firmware_sends_results_to_the_host_receiver(
 
 
 def test_flash_a_second_version_then_roll_back(
-    firmware: tuple[Path, Path], camera: Camera, remote: Remote, receiver: Receiver, tmp_path: Path
+    firmware: tuple[Path, Path], camera: Camera, remote: Remote, receiver: ReceiverProcess, tmp_path: Path
 ) -> None:
     factory = state(remote)["current"]
     server = f"10.0.2.2:{receiver.port}"
@@ -205,7 +205,7 @@ def test_full_disk_is_refused_with_the_old_version_running(
 
 
 def test_unreachable_receiver_rolls_back_to_the_running_version(
-    firmware: tuple[Path, Path], remote: Remote, receiver: Receiver, tmp_path: Path
+    firmware: tuple[Path, Path], remote: Remote, receiver: ReceiverProcess, tmp_path: Path
 ) -> None:
     before = state(remote)
     v5 = variant(firmware[1], tmp_path / "fw-v5", "camera-v5")
@@ -238,7 +238,7 @@ def test_icount_per_stage_virtual_times(camera: Camera, remote: Remote) -> None:
     assert state(remote)["running"] != "none"  # restarted after printing
 
 
-def test_installed_firmware_persists_across_a_reboot(camera: Camera, remote: Remote, receiver: Receiver) -> None:
+def test_installed_firmware_persists_across_a_reboot(camera: Camera, remote: Remote, receiver: ReceiverProcess) -> None:
     before = state(remote)
     camera_down(camera.image)  # poweroff: the data disk is unmounted cleanly
     again = camera_up(camera.image, icount=ICOUNT, timeout_s=300)

@@ -23,11 +23,11 @@ import pytest
 from splitsdk.camera import cpio
 from splitsdk.camera.debs import Userland
 from splitsdk.camera.errors import CameraError, FlashError
-from splitsdk.camera.image import load_image, userland_for
+from splitsdk.camera.image import default_target, load_image, userland_for
 from splitsdk.camera.modules import load_order
 from splitsdk.camera.payload import elf_info, prepare
 from splitsdk.camera.ssh import Remote
-from splitsdk.target import load_target
+from splitsdk.target import builtin_targets_dir, load_target
 
 TFLITE_STUB = b"\x1c\x00\x00\x00TFL3" + bytes(24)
 
@@ -88,9 +88,21 @@ def test_cortex_a7_image_recipe_is_bookworm_armhf_armmp() -> None:
     u = userland_for(load_target("cortex-a7"))
     assert (u.suite, u.arch, u.kernel_package) == ("bookworm", "armhf", "linux-image-armmp")
     assert "dropbear-bin" in u.packages and "busybox-static" in u.packages
-    assert u.key != Userland(u.mirror, "trixie", u.arch, u.kernel_package).key
-    with pytest.raises(CameraError, match="no QEMU system emulation"):
+    assert u.key != Userland(u.mirror, "trixie", u.arch, u.kernel_package, u.packages).key
+    with pytest.raises(CameraError, match=r"target 'host' \(.*host.toml\) has no \[camera\] section"):
         userland_for(load_target("host"))
+
+
+def test_image_facts_come_from_the_target_file(tmp_path: Path) -> None:
+    """Suite, packages, console, modules: a copied target with other [camera] values is another image recipe."""
+    assert default_target() == "cortex-a7"  # the one shipped target with a [camera] section
+    text = (builtin_targets_dir() / "cortex-a7.toml").read_text()
+    mine = tmp_path / "my-cam.toml"
+    mine.write_text(text.replace('suite = "bookworm"', 'suite = "trixie"').replace('"dropbear-bin"]', '"dropbear"]'))
+    u = userland_for(load_target(mine))
+    assert (u.suite, u.packages) == ("trixie", ("busybox-static", "dropbear"))
+    cam = load_target(mine).camera
+    assert cam is not None and cam.console == "ttyAMA0" and "ext4" in cam.storage_modules
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ def _text(files: dict[str, str | bytes], path: str) -> str:
 def test_project_tree_mirrors_the_template_tree(bundles: dict[str, Path]) -> None:
     files = _render(bundles["one"])
     templates = resources.files("splitsdk.templates") / "edge-linux"
-    rendered = {p for p in files if not p.startswith(("native/", "model/", "target/"))}
+    rendered = {p for p in files if not p.startswith(("native/", "model/", "target/", "docs/"))}
     expected = set()
     for path in Path(str(templates)).rglob("*.j2"):
         rel = path.relative_to(Path(str(templates))).as_posix().removesuffix(".j2")
@@ -57,7 +57,7 @@ def test_every_generated_text_file_opens_with_the_banner(bundles: dict[str, Path
     files = _render(bundles["one"])
     plan = load_bundle(bundles["one"]).plan_sha256
     for path, content in files.items():
-        if path.startswith(("native/", "model/", "target/")):
+        if path.startswith(("native/", "model/", "target/", "docs/")):
             continue
         assert isinstance(content, str)
         head = "\n".join(content.splitlines()[:3])
@@ -69,6 +69,7 @@ def test_native_sources_are_copied_byte_for_byte(bundles: dict[str, Path]) -> No
     native = REPO / "sdk" / "native"
     for name in ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c"):
         assert files[f"native/{name}"] == (native / name).read_bytes()
+    assert files["docs/wire-protocol.md"] == (native / "wire-protocol.md").read_bytes()
     assert files["model/edge.tflite"] == (bundles["one"] / "edge.tflite").read_bytes()
 
 
@@ -190,6 +191,7 @@ def test_wheel_can_generate_outside_the_source_tree(bundles: dict[str, Path], tm
     assert "splitsdk/templates/edge-linux/src/main.cpp.j2" in names
     assert "splitsdk/templates/edge-linux/cmake/__target__.toolchain.cmake.j2" in names
     assert "splitsdk/native/splitframe.c" in names
+    assert "splitsdk/native/wire-protocol.md" in names
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     proc = subprocess.run([str(env_dir / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)],
@@ -212,6 +214,8 @@ def test_wheel_can_generate_outside_the_source_tree(bundles: dict[str, Path], tm
     assert (outside / "proj" / "src" / "main.cpp").read_text() == (
         _text(_render(bundles["one"]), "src/main.cpp")
     )
+    shipped = (outside / "proj" / "docs" / "wire-protocol.md").read_bytes()
+    assert shipped == (REPO / "sdk" / "native" / "wire-protocol.md").read_bytes()
 
 
 def test_a_target_is_a_file_and_travels_with_the_project(bundles: dict[str, Path], tmp_path: Path) -> None:

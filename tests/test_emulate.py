@@ -14,16 +14,19 @@ from pathlib import Path
 import pytest
 from edge_app_helpers import host_pipeline, shared_bundle, shared_dir, shared_firmware, write_frames
 
+from splitsdk.errors import ToolchainError
 from splitsdk.toolchain.build import load_firmware
 from splitsdk.toolchain.emulate import (
-    Receiver,
+    ReceiverProcess,
     ServerTls,
     app_args,
     app_command,
+    emulate,
     free_port,
     parse_app_output,
     run_app,
 )
+from splitsdk.wire.bundle import load_bundle
 
 pytestmark = [pytest.mark.requires_toolchain, pytest.mark.requires_qemu, pytest.mark.slow]
 
@@ -94,7 +97,7 @@ def test_asan_ubsan_host_build_runs_the_pipeline_clean(base: Path, bundle: Path,
         "LSAN_OPTIONS": f"suppressions={suppressions}",
         "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=87",
     }
-    with Receiver(bundle) as receiver:
+    with ReceiverProcess(bundle) as receiver:
         run = run_app(fw, app_args(fw, frames, receiver.port), env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Sanitizer" not in run.stderr and "runtime error" not in run.stderr
@@ -123,7 +126,7 @@ def test_receiver_down_at_start_is_retried_until_it_is_up(base: Path, bundle: Pa
             if "unreachable" in line:
                 retries.append(line)
         assert "retrying in" in retries[0]
-        with Receiver(bundle, port=port):
+        with ReceiverProcess(bundle, port=port):
             stdout, stderr = app.communicate(timeout=300)
     finally:
         if app.poll() is None:
@@ -144,7 +147,7 @@ def test_stage_timings_are_stored_by_the_receiver(base: Path, bundle: Path, tmp_
     frames = write_frames(tmp_path / "frames", 2)
     db = tmp_path / "results.sqlite"
     rows: list[tuple[str, int, str]] = []
-    with Receiver(bundle, db=db) as receiver:
+    with ReceiverProcess(bundle, db=db) as receiver:
         run = run_app(fw, app_args(fw, frames, receiver.port, extra=["--device-id", "stats-cam"]))
         deadline = time.monotonic() + 60  # the receiver does not answer STATS: wait for its commit
         while not rows and time.monotonic() < deadline:
@@ -167,7 +170,7 @@ def test_wrong_plan_hash_is_reported_by_the_app(base: Path, bundle: Path, tmp_pa
     other = shared_bundle(base, "other-plan", seed=4)  # another plan: the receiver must refuse the camera
     frames = write_frames(tmp_path / "frames", 1)
     start = time.monotonic()
-    with Receiver(other) as receiver:
+    with ReceiverProcess(other) as receiver:
         run = run_app(fw, app_args(fw, frames, receiver.port))
     assert run.returncode == 3, run.stderr
     assert run.error.startswith("receiver refused (code 2): plan hash mismatch")
@@ -184,7 +187,7 @@ def test_tls_with_client_certificates_under_qemu(base: Path, bundle: Path, tmp_p
     frames = write_frames(tmp_path / "frames", 2)
     tls = ["--tls-ca", str(certs.ca_cert), "--tls-cert", str(cert), "--tls-key", str(key)]
     server = ServerTls(certs.server_cert, certs.server_key, certs.ca_cert)
-    with Receiver(bundle, tls=server) as receiver:
+    with ReceiverProcess(bundle, tls=server) as receiver:
         ok = run_app(fw, app_args(fw, frames, receiver.port, extra=tls))
         # the receiver binds the device id to the certificate's name: another id is refused
         refused = run_app(fw, app_args(fw, frames, receiver.port, extra=[*tls, "--device-id", "camera-9"]))
@@ -219,7 +222,7 @@ def test_config_file_and_flags_override_the_defaults_and_drops_are_counted(
         assert app.stderr is not None
         while "unreachable" not in (line := app.stderr.readline()):
             assert line, "the app exited instead of retrying"
-        with Receiver(bundle, port=port, db=db):
+        with ReceiverProcess(bundle, port=port, db=db):
             stdout, stderr = app.communicate(timeout=300)
     finally:
         if app.poll() is None:
@@ -259,7 +262,7 @@ def test_receiver_restart_mid_run_reconnects_and_resends(base: Path, bundle: Pat
     fw = load_firmware(shared_firmware(base, bundle, "host"))
     frames = write_frames(tmp_path / "frames", 3)
     port, db = free_port(), tmp_path / "results.sqlite"
-    first = Receiver(bundle, port=port, db=db).start()
+    first = ReceiverProcess(bundle, port=port, db=db).start()
     app = subprocess.Popen(
         app_command(fw, app_args(fw, frames, port, n=12, extra=["--loop", "--queue-depth", "1"])),
         stdout=subprocess.PIPE,
@@ -271,7 +274,7 @@ def test_receiver_restart_mid_run_reconnects_and_resends(base: Path, bundle: Pat
         head = [app.stdout.readline()]
         assert head[0].startswith("result seq=0 "), head
         first.stop()  # drains: the frame in flight is answered, then the port closes
-        with Receiver(bundle, port=port, db=db):
+        with ReceiverProcess(bundle, port=port, db=db):
             stdout, stderr = app.communicate(timeout=300)
     finally:
         first.stop()
@@ -291,3 +294,15 @@ def test_missing_video_device_is_one_clear_error(base: Path, bundle: Path) -> No
     assert run.returncode == 1
     assert run.error == "/dev/splitsdk-no-such-video: cannot open the video device: No such file or directory"
     assert run.counters["captured"] == 0  # stats still printed
+
+
+def test_library_emulate_takes_objects_or_paths(base: Path, bundle: Path, tmp_path: Path) -> None:
+    """`splitsdk.emulate` (the library call behind `splitsdk emulate`) with a Firmware and a Bundle object."""
+    frames = write_frames(tmp_path / "frames", 2, seed=5)
+    fw_dir = shared_firmware(base, bundle, "host")
+    by_object = emulate(load_firmware(fw_dir), load_bundle(bundle), frames, n=2)
+    by_path = emulate(fw_dir, bundle, frames, n=2)
+    assert [r.status for r in by_object.results] == [0, 0]
+    assert [r.body for r in by_object.results] == [r.body for r in by_path.results]
+    with pytest.raises(ToolchainError, match="not a directory of frames"):
+        emulate(fw_dir, bundle, tmp_path / "none")

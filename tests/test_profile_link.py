@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 
 from splitsdk.errors import LinkError, SplitSdkError
@@ -42,3 +43,16 @@ def test_link_transmit_ms() -> None:
     link = Link(uplink_mbps=parse_rate("8mbit"), rtt_ms=20.0)
     assert link.transmit_ms(1_000_000) == pytest.approx(1000.0 + 20.0)  # 8 Mbit at 8 Mbit/s
     assert link.transmit_ms(0) == 0.0
+
+
+@pytest.mark.parametrize("mbps,rtt", [(8.0, 20.0), (3.0, 0.0), (0.37, 12.5), (1234.5, 0.3)])
+def test_one_link_formula_for_numbers_columns_and_linear_programs(mbps: float, rtt: float) -> None:
+    link = Link(mbps, rtt)
+    sizes = np.array([0, 1, 3, 777, 123_457, 10_000_001], dtype=np.int64)
+    column = link.transmit_ms_array(sizes)
+    # the exhaustive search's column holds exactly the values the scalar evaluation gives
+    assert column.tolist() == [link.transmit_ms(int(n)) for n in sizes]
+    # the linear programs' coefficient: transmit_ms = bytes * ms_per_byte + RTT (for anything sent)
+    assert link.ms_per_byte == link.send_ms(1.0) == 8.0 / (mbps * 1e6) * 1e3
+    for n in sizes[1:]:
+        assert link.transmit_ms(int(n)) == pytest.approx(int(n) * link.ms_per_byte + rtt, rel=1e-12)

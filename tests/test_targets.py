@@ -47,7 +47,7 @@ def test_tpu_is_the_papers_table1_cloud_at_16_bits() -> None:
     t = load_target("tpu")
     assert t.role == "cloud" and t.device.onchip_kb == 28 * 1024 and t.device.memory_mb == 16 * 1024
     assert t.device.bandwidth_gbps == 13.0 and t.device.peak_gops == 96000.0
-    assert (t.quant.native_weights, t.quant.native_activations) == (16, 16)
+    assert (t.quant.native.weights, t.quant.native.activations) == (16, 16)
 
 
 def test_cortex_a7_runtime_toolchain_and_qemu() -> None:
@@ -105,10 +105,7 @@ def test_invalid_descriptor_names_file_and_field(path: Path) -> None:
     with pytest.raises(TargetError) as err:
         load_target(path)
     msg = str(err.value)
-    assert str(path) in msg
-    assert expected in msg
-    if expected != "cannot parse":
-        assert f"field '{expected}'" in msg
+    assert msg.startswith(f"{path}: {expected}") and "\n" not in msg, msg
 
 
 def test_adding_a_target_is_adding_a_file(tmp_path: Path) -> None:
@@ -158,6 +155,6 @@ def test_cli_bad_target_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     from splitsdk.cli.main import main
 
     bad = INVALID[0]
-    assert main(["targets", str(bad)]) == 2
+    assert main(["targets", str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"splitsdk: error: {bad}: ")

@@ -2,9 +2,10 @@
 
 Like the sysroot builder (splitsdk.toolchain.sysroot), a private apt configuration (own sources list,
 own lists and archive dirs, an empty dpkg status) talks to the Debian mirror. Two differences: the
-camera's userland is Debian *bookworm* (the stable release the armmp kernel comes from), and the
-kernel is fetched alone with `apt-get download` (its dependency closure, initramfs-tools and friends,
-is of no use to an initramfs we write ourselves), while busybox and dropbear come with their closure.
+camera's userland is the target's [camera] suite (cortex-a7: bookworm, the stable release the armmp
+kernel comes from), and the kernel is fetched alone with `apt-get download` (its dependency closure,
+initramfs-tools and friends, is of no use to an initramfs we write ourselves), while the [camera]
+packages (busybox, dropbear) come with their closure.
 Everything is unpacked under `<cache>/camera/<suite>-<arch>-<hash>/root` and reused.
 """
 
@@ -18,9 +19,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from splitsdk.cache import cache_dir
 from splitsdk.errors import ToolchainError
-from splitsdk.toolchain.build import run_tool as _run
-from splitsdk.toolchain.sysroot import KEYRING, cache_root
+from splitsdk.toolchain.sysroot import KEYRING
+from splitsdk.toolchain.tools import run_tool as _run
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Userland:
     suite: str
     arch: str
     kernel_package: str
-    packages: tuple[str, ...] = ("busybox-static", "dropbear-bin")
+    packages: tuple[str, ...]
 
     @property
     def key(self) -> str:
@@ -40,8 +42,8 @@ class Userland:
 
 
 def camera_cache() -> Path:
-    """Beside the sysroots: `.cache/camera` in a checkout, else ~/.cache/splitsdk/camera."""
-    return cache_root().parent / "camera"
+    """Beside the sysroots: `<splitsdk cache>/camera`."""
+    return cache_dir("camera")
 
 
 def _apt_flags(u: Userland, apt: Path) -> list[str]:

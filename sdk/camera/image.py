@@ -2,7 +2,7 @@
 
 IMAGE is a directory:
 
-    vmlinuz        Debian bookworm's armhf armmp kernel
+    vmlinuz        the kernel of the target's [camera] Debian suite (cortex-a7: bookworm's armhf armmp)
     initrd.gz      the root file system (initramfs): busybox, dropbear and its libraries, the kernel
                    modules the board needs (virtio-mmio, -net, -blk, ext4), /init, splitsdk-fw
     data.img       the persistent data area (ext4 on a virtio-blk disk): firmware versions under
@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,14 +28,12 @@ from splitsdk.camera.debs import Userland, ensure_userland, kernel_version
 from splitsdk.camera.errors import CameraError
 from splitsdk.camera.modules import load_order
 from splitsdk.camera.payload import guest_file, prepare
-from splitsdk.target import Target, load_target
+from splitsdk.target import Camera, Target, camera_targets, load_target
 from splitsdk.toolchain.build import needed_libraries
+from splitsdk.toolchain.tools import run_tool
 
 IMAGE_FILE = "image.json"
-SUITE = "bookworm"  # the camera's userland and kernel: Debian stable
-# the data disk needs these on top of the target's network modules
-STORAGE_MODULES = ("virtio_blk", "crc32c_generic", "ext4")
-GUEST_ADDRESS = "10.0.2.15/24"  # QEMU user networking's guest address
+KERNEL_ARGS = "panic=-1 loglevel=4"  # after the target's console: reboot is power-off, quiet boot
 
 
 @dataclass(frozen=True)
@@ -71,25 +68,35 @@ def load_image(path: str | Path) -> CameraImage:
 
 
 def _run(cmd: list[str], what: str) -> None:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise CameraError(f"{what}: '{cmd[0]}' is not installed (run `make setup`)") from None
-    if proc.returncode != 0:
-        raise CameraError(f"{what} failed: {' | '.join((proc.stderr or proc.stdout).strip().splitlines()[-3:])}")
+    run_tool(cmd, what, error=CameraError)
+
+
+def camera_of(target: Target) -> Camera:
+    """The target's [camera] section (the descriptor checks it comes with [qemu] and a sysroot recipe)."""
+    if target.camera is None:
+        raise CameraError(f"target '{target.name}' ({target.path}) has no [camera] section to build an image from")
+    return target.camera
 
 
 def userland_for(target: Target) -> Userland:
-    if target.qemu is None or not target.qemu.system_binary or target.toolchain is None:
-        raise CameraError(f"target '{target.name}' has no QEMU system emulation to build a camera image for")
-    if target.toolchain.sysroot is None or not target.qemu.kernel_package:
-        raise CameraError(f"target '{target.name}' names no kernel package or Debian architecture")
-    return Userland(target.toolchain.sysroot.mirror, SUITE, target.toolchain.sysroot.arch, target.qemu.kernel_package)
+    cam = camera_of(target)
+    assert target.qemu is not None and target.toolchain is not None and target.toolchain.sysroot is not None
+    sysroot = target.toolchain.sysroot
+    return Userland(sysroot.mirror, cam.suite, sysroot.arch, target.qemu.kernel_package, cam.packages)
+
+
+def default_target() -> str:
+    """The target of an image built without firmware or --target: the one shipped camera target."""
+    names = camera_targets()
+    if len(names) != 1:
+        raise CameraError(f"several targets can make a camera image ({', '.join(names)}): pass --target")
+    return names[0]
 
 
 def _rootfs(target: Target, land: Path, kver: str, authorized_keys: str, hostname: str) -> list[cpio.Entry]:
     """The initramfs entries: busybox, dropbear + libraries (in /lib), modules, /init, /etc."""
-    assert target.qemu is not None
+    assert target.qemu is not None and target.toolchain is not None
+    cam = camera_of(target)
     e: list[cpio.Entry] = [
         cpio.directory(d)
         for d in (
@@ -121,16 +128,17 @@ def _rootfs(target: Target, land: Path, kver: str, authorized_keys: str, hostnam
     e.append(cpio.file("usr/sbin/dropbear", (land / "usr/sbin/dropbear").read_bytes(), 0o755))
     e.append(cpio.file("usr/bin/dropbearkey", (land / "usr/bin/dropbearkey").read_bytes(), 0o755))
     e.append(cpio.file("usr/sbin/splitsdk-fw", guest_file("fwctl"), 0o755))
-    libdirs = [land / "lib" / "arm-linux-gnueabihf", land / "usr/lib/arm-linux-gnueabihf"]
+    triple = target.toolchain.triple  # Debian's multiarch library folder
+    libdirs = [land / "lib" / triple, land / "usr/lib" / triple]
     libdirs = [d for d in libdirs if d.is_dir()] or [land / "lib"]
     for lib in needed_libraries(land / "usr/sbin/dropbear", libdirs[0], libdirs[1:]):
         e.append(cpio.file(f"lib/{lib.name}", lib.resolve().read_bytes(), 0o755))
-    modules = load_order(land / "lib/modules" / kver, [*target.qemu.modules, *STORAGE_MODULES])
+    modules = load_order(land / "lib/modules" / kver, [*target.qemu.modules, *cam.storage_modules])
     for ko in modules:
         e.append(cpio.file(f"lib/modules/{ko.name}", ko.read_bytes()))
     e.append(cpio.file("lib/modules/load.order", "".join(f"{ko.name}\n" for ko in modules).encode()))
     gw = target.qemu.host_address
-    conf = f"CAMERA_HOSTNAME={hostname}\nCAMERA_ADDRESS={GUEST_ADDRESS}\nCAMERA_GATEWAY={gw}\n"
+    conf = f"CAMERA_HOSTNAME={hostname}\nCAMERA_ADDRESS={cam.guest_address}\nCAMERA_GATEWAY={gw}\n"
     e += [
         cpio.file("etc/camera.conf", conf.encode()),
         cpio.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
@@ -186,9 +194,8 @@ def build_image(
 
     `server` points the factory firmware at a receiver (as the camera sees it, e.g. 10.0.2.2:PORT).
     """
-    if firmware is not None:
-        target = prepare(firmware).firmware.target
-    tgt = load_target(target or "cortex-a7")
+    # the firmware carries the descriptor it was built for: a custom target file works too
+    tgt = load_target(prepare(firmware).firmware.target_file if firmware is not None else target or default_target())
     land = ensure_userland(userland_for(tgt), log=log)
     kver = kernel_version(land)
     assert tgt.qemu is not None
@@ -231,7 +238,7 @@ def build_image(
             machine=tgt.qemu.system_machine,
             cpu=tgt.qemu.system_cpu,
             memory_mb=tgt.qemu.system_memory_mb,
-            append="console=ttyAMA0 panic=-1 loglevel=4",
+            append=f"console={camera_of(tgt).console} {KERNEL_ARGS}",
             firmware_version=version,
             ssh_user="root",
             ssh_key=key_name,

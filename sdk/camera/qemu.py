@@ -1,10 +1,11 @@
 """`splitsdk camera up IMAGE` / `camera down`: the camera image under qemu-system-arm, in the background.
 
-User-mode networking: the guest is 10.0.2.15, the host's loopback is 10.0.2.2 from inside, and the
-camera's SSH port is forwarded to a loopback port of the host. `up` returns once dropbear answers
-(its banner is read, since QEMU's forwarder accepts connections before the guest listens) and writes
-a state file (pid, port, console log) that `down` reads. `-icount shift=N` makes the guest's clock
-count instructions (2^N ns each), so times measured inside the guest are deterministic virtual times.
+User-mode networking: the guest is the target's [camera] guest_address (10.0.2.15), the host's
+loopback is its [qemu] host_address (10.0.2.2) from inside, and the camera's SSH port is forwarded to
+a loopback port of the host. `up` returns once dropbear answers (its banner is read, since QEMU's
+forwarder accepts connections before the guest listens) and writes a state file (pid, port, console
+log) that `down` reads. `-icount shift=N` makes the guest's clock count instructions (2^N ns each),
+so times measured inside the guest are deterministic virtual times.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def camera_up(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
         )
     except FileNotFoundError:
-        raise CameraError(f"'{cmd[0]}' is not installed (qemu-system-arm; run `make setup`)") from None
+        raise CameraError(f"'{cmd[0]}' is not installed (run `make setup`)") from None
     deadline = start + timeout_s
     while not _ssh_banner(port):
         if proc.poll() is not None:

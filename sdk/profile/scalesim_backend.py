@@ -1,13 +1,13 @@
 """The optional SCALE-Sim backend for systolic devices: per layer, in a subprocess, cached on disk.
 
 SCALE-Sim has no bit-width setting (a word is one byte, one MAC per PE per cycle). b-bit data is
-emulated as DESIGN.md says: each SRAM and each DRAM port is scaled by 8/b for the operand it
+emulated by scaling: each SRAM and each DRAM port is scaled by 8/b for the operand it
 holds (ifmap and ofmap at the activation width, filter at the weight width), so the same bytes
 hold 8/b times as many words. SCALE-Sim needs whole words per cycle: the scaled bandwidth is
 rounded to the nearest integer (at least 1); at Eyeriss' 5 B/cycle that is exact for 2, 4 and 8
 bits and rounds 6-bit (6.67 words) to 7.
 
-Results are cached under `$SPLITSDK_CACHE/scalesim` (default ~/.cache/splitsdk) keyed by the
+Results are cached under `<splitsdk cache>/scalesim` (splitsdk.cache) keyed by the
 layer geometry, the scaled config and the SCALE-Sim version, so a model is simulated once.
 """
 
@@ -24,10 +24,12 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from splitsdk.cache import cache_root
 from splitsdk.errors import ProfileError
 from splitsdk.profile.analytic import MODEL_INPUT_BITS, Cost, layer_cost, widths
 from splitsdk.profile.geometry import LayerWork, SimLayer
 from splitsdk.target import Target
+from splitsdk.toolchain.doctor import missing_package
 
 DEFAULT_TIMEOUT_S = 900.0
 
@@ -53,10 +55,6 @@ class SimCycles:
     total: int  # compute + stall
     stall: int
     compute: int
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SPLITSDK_CACHE") or Path.home() / ".cache" / "splitsdk")
 
 
 def sim_config(target: Target, ifmap_bits: int, filter_bits: int, ofmap_bits: int) -> SimConfig:
@@ -87,7 +85,7 @@ def sim_config(target: Target, ifmap_bits: int, filter_bits: int, ofmap_bits: in
 
 def _scalesim_version() -> str:
     if importlib.util.find_spec("scalesim") is None:
-        raise ProfileError("the SCALE-Sim backend needs scalesim: pip install --no-deps scalesim tqdm")
+        raise ProfileError(missing_package("scalesim", "the SCALE-Sim backend"))
     return importlib.metadata.version("scalesim")
 
 
@@ -97,7 +95,7 @@ def simulate_layer(sim: SimLayer, config: SimConfig, *, timeout_s: float = DEFAU
     spec = {**asdict(config), "layer": sim.row()}
     key_src = json.dumps({"scalesim": _scalesim_version(), **spec}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
-    folder = (cache or cache_dir()) / "scalesim"
+    folder = (cache or cache_root()) / "scalesim"
     path = folder / f"{key}.json"
     if path.is_file():
         try:

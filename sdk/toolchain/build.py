@@ -16,48 +16,56 @@ user typing `cmake` would get. The firmware directory holds what goes on the cam
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
-import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+from splitsdk.codec import CodecError, bounds, decode, dumps_json, write_atomic
 from splitsdk.errors import ToolchainError
-from splitsdk.target import Target, load_target
+from splitsdk.outputs import check_replaceable, replace_dir
+from splitsdk.target import RuntimeBuild, Target, load_target
 from splitsdk.toolchain.sysroot import ensure_sysroot
+from splitsdk.toolchain.tools import run_tool
 
 PROJECT_FILE = "splitsdk-project.json"
 FIRMWARE_FILE = "firmware.json"
 BINARY = "splitsdk-edge"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Project:
-    """A generated project on disk, as its `splitsdk-project.json` describes it."""
+    """A generated project on disk, as its `splitsdk-project.json` describes it (paths relative to `root`)."""
 
-    root: Path
+    generated: str  # who generated it, from what (informative)
+    splitsdk_version: str
     target: str
-    target_file: str
+    target_file: str  # the target descriptor's copy
     plan_sha256: str
     toolchain_file: str
+    binary: str
     model: str
     init_script: str
     systemd_unit: str
     config: str
+    root: Path = field(default=Path("."), init=False, compare=False)  # where it was read from, not in the file
 
 
 @dataclass(frozen=True)
 class Firmware:
     """A built firmware directory (`firmware.json`)."""
 
-    root: Path
     target: str
     plan_sha256: str
-    binary_bytes: int  # stripped
-    firmware_bytes: int  # everything under root
+    binary_bytes: int = field(metadata=bounds(ge=0))  # stripped
+    firmware_bytes: int = field(metadata=bounds(ge=0))  # everything under root but firmware.json
     libraries: tuple[str, ...]
     sanitized: bool
+    runtime: RuntimeBuild | None = None  # the TFLite build it ships (None: firmware.json of an older splitsdk)
+    root: Path = field(default=Path("."), init=False, compare=False)  # where it was read from, not in the file
 
     @property
     def target_file(self) -> Path:
@@ -73,51 +81,34 @@ class Firmware:
         return self.root / "share" / BINARY / "edge.tflite"
 
 
-def load_project(path: str | Path) -> Project:
-    root = Path(path)
-    where = root / PROJECT_FILE
+def _load(cls: type[T], root: Path, name: str, what: str) -> T:
+    """The record `root/name` as a `cls` (its `root` set); one ToolchainError line naming file and field."""
+    where = root / name
     try:
-        data = json.loads(where.read_text())
-        return Project(
-            root=root,
-            target=data["target"],
-            target_file=data["target_file"],
-            plan_sha256=data["plan_sha256"],
-            toolchain_file=data["toolchain_file"],
-            model=data["model"],
-            init_script=data["init_script"],
-            systemd_unit=data["systemd_unit"],
-            config=data["config"],
-        )
+        data = json.loads(where.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ToolchainError(f"{where}: no such file (is {root} a project from `splitsdk generate`?)") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ToolchainError(f"{where}: unreadable project description: {exc!r}") from None
+        raise ToolchainError(f"{where}: no such file (is {root} {what}?)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ToolchainError(f"{where}: unreadable: {exc}") from None
+    try:
+        record = decode(cls, data)
+    except CodecError as exc:
+        raise ToolchainError(f"{where}: {exc}") from None
+    object.__setattr__(record, "root", root)
+    return record
+
+
+def load_project(path: str | Path) -> Project:
+    return _load(Project, Path(path), PROJECT_FILE, "a project from `splitsdk generate`")
 
 
 def load_firmware(path: str | Path) -> Firmware:
-    root = Path(path)
-    try:
-        data = json.loads((root / FIRMWARE_FILE).read_text())
-        data["libraries"] = tuple(data["libraries"])
-        return Firmware(root=root, **{k: v for k, v in data.items() if k != "root"})
-    except FileNotFoundError:
-        raise ToolchainError(f"{root / FIRMWARE_FILE}: no such file (is {root} from `splitsdk build`?)") from None
-    except (OSError, ValueError, TypeError) as exc:
-        raise ToolchainError(f"{root / FIRMWARE_FILE}: unreadable: {exc!r}") from None
+    return _load(Firmware, Path(path), FIRMWARE_FILE, "from `splitsdk build`")
 
 
-def run_tool(cmd: list[str], what: str, cwd: Path | None = None) -> str:
-    """Run a host tool; a missing tool or a failure ends in one ToolchainError line."""
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, check=False)
-    except FileNotFoundError:
-        raise ToolchainError(f"{what}: '{cmd[0]}' is not installed (run `make setup`)") from None
-    if proc.returncode != 0:
-        lines = (proc.stdout + proc.stderr).strip().splitlines()
-        errors = [ln for ln in lines if "error" in ln.lower()] or lines
-        raise ToolchainError(f"{what} failed: {' | '.join(errors[-4:])}")
-    return proc.stdout
+def project_json(**fields: str) -> str:
+    """The text of a `splitsdk-project.json` (the code generator's template calls this)."""
+    return dumps_json(decode(Project, fields))
 
 
 def require_compiler(target: Target) -> None:
@@ -125,8 +116,24 @@ def require_compiler(target: Target) -> None:
     assert target.toolchain is not None
     compiler = f"{target.toolchain.triple}-g++"
     if shutil.which(compiler) is None:
-        packages = " ".join(target.toolchain.debian_packages) or "its cross compiler"
-        raise ToolchainError(f"{compiler} not found: install {packages} (`make setup` does, on Debian)")
+        packages = " ".join(target.toolchain.debian_packages) or f"g++-{target.toolchain.triple}"
+        raise ToolchainError(
+            f"{compiler} not found: install it with `sudo apt-get install {packages}` "
+            "(`splitsdk doctor` lists every missing tool)"
+        )
+
+
+# characters make reads as syntax in a target or prerequisite whatever CMake quotes (it then says only "Error 2")
+MAKE_UNSAFE = ":"
+
+
+def make_safe_paths(paths: dict[str, Path | None]) -> None:
+    """Refuse, in one line naming it, a path the Makefiles CMake generates would break on."""
+    for what, path in paths.items():
+        bad = sorted({c for c in str(path.resolve()) if c in MAKE_UNSAFE}) if path is not None else []
+        if bad:
+            raise ToolchainError(f"{path}: the {what} path contains {' '.join(repr(c) for c in bad)}, which make "
+                                 "cannot handle in a build path; move it to a path without")
 
 
 def compile_project(
@@ -138,9 +145,12 @@ def compile_project(
     jobs: int = 2,
 ) -> Path:
     """Configure and build with CMake; returns the (unstripped) binary."""
+    paths = {"project": project.root, "build directory": build_dir, "TFLite root": tflite_root}
+    make_safe_paths(paths)
     target = load_target(project.root / project.target_file)
     require_compiler(target)
     sysroot = ensure_sysroot(target)
+    make_safe_paths({"sysroot": sysroot})
     cmd = [
         "cmake",
         "-S",
@@ -199,17 +209,55 @@ def _dir_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def library_neon(target: Target, libs: list[Path]) -> tuple[bool, str]:
+    """Whether the TFLite library among `libs` was built for NEON, from its ELF build attributes (ARM;
+    other architectures have no NEON)."""
+    if target.toolchain is None or not target.toolchain.triple.startswith("arm"):
+        return False, f"{target.name} is not an ARM target"
+    lib = next((p for p in libs if p.name.startswith(("libtensorflow-lite.so", "libtensorflowlite"))), None)
+    if lib is None:
+        return False, "no TFLite library among the firmware's libraries (assumed off)"
+    out = run_tool(["readelf", "-A", str(lib)], f"reading {lib.name}'s build attributes")
+    neon = "Tag_Advanced_SIMD_arch" in out
+    fp = re.search(r"Tag_FP_arch: (\S+)", out)
+    return neon, f"{lib.name} ELF attributes: {'Advanced SIMD' if neon else 'no Advanced SIMD'}" + (
+        f", FP {fp.group(1)}" if fp else "")
+
+
+def shipped_runtime(target: Target, libs: list[Path], tflite_root: Path | None) -> RuntimeBuild:
+    """The TFLite build a firmware ships: the sysroot's version (or 'custom' with --tflite-root), NEON
+    from the library's ELF attributes; XNNPACK off (the app's BuiltinOpResolver applies no delegate)."""
+    assert target.toolchain is not None and target.toolchain.sysroot is not None
+    neon, how = library_neon(target, libs)
+    version = "custom" if tflite_root is not None else target.toolchain.sysroot.tflite_version
+    return RuntimeBuild(version, neon, False, f"NEON: {how}; XNNPACK: the app applies no delegate")
+
+
+def runtime_warning(target: Target, shipped: RuntimeBuild | None) -> str:
+    """One line when the build the target's rates assume is not the one shipped ('' otherwise)."""
+    if target.runtime is None or shipped is None:
+        return ""
+    diff = target.runtime.differs(shipped)
+    return (f"{target.name}'s latency model assumes TFLite {target.runtime.tflite} (NEON "
+            f"{'on' if target.runtime.neon else 'off'}, XNNPACK {'on' if target.runtime.xnnpack else 'off'}) but "
+            f"the firmware ships another build ({diff}): measure it with `splitsdk profile`") if diff else ""
+
+
 def build_firmware(
-    project_dir: str | Path,
+    project_dir: Project | str | Path,
     out: str | Path,
     *,
     sanitize: bool = False,
     tflite_root: Path | None = None,
     build_dir: str | Path | None = None,
     jobs: int = 2,
+    force: bool = False,
 ) -> Firmware:
-    """Compile `project_dir` for its target and write the firmware directory `out` (replaced whole)."""
-    project = load_project(project_dir)
+    """Compile a generated project (loaded, or its folder) for its target and write the firmware directory `out`
+    (an existing `out` that is not a firmware, no firmware.json, is refused unless `force`)."""
+    dest = Path(out)
+    check_replaceable(dest, FIRMWARE_FILE, "firmware", ToolchainError, force)
+    project = project_dir if isinstance(project_dir, Project) else load_project(project_dir)
     target = load_target(project.root / project.target_file)
     if target.toolchain is None or target.toolchain.sysroot is None:
         raise ToolchainError(f"target '{target.name}' has no toolchain")
@@ -219,7 +267,6 @@ def build_firmware(
     libdir = sysroot / target.toolchain.sysroot.lib_dir
     libs = needed_libraries(binary, libdir, compiler_runtime_dirs(target) if sanitize else None)
 
-    dest = Path(out)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}-", dir=dest.parent) as tmp:
         fw = Path(tmp) / "fw"
@@ -237,18 +284,15 @@ def build_firmware(
         shutil.copy2(project.root / project.config, fw / "etc" / Path(project.config).name)
         shutil.copy2(project.root / project.systemd_unit, fw / "lib/systemd/system" / Path(project.systemd_unit).name)
         info = Firmware(
-            root=dest,
             target=target.name,
             plan_sha256=project.plan_sha256,
             binary_bytes=(fw / "bin" / BINARY).stat().st_size,
-            firmware_bytes=0,
+            firmware_bytes=_dir_bytes(fw),  # before firmware.json exists: it does not count itself
             libraries=tuple(lib.name for lib in libs),
             sanitized=sanitize,
+            runtime=shipped_runtime(target, libs, tflite_root),
         )
-        record = {k: v for k, v in asdict(info).items() if k != "root"}
-        record["firmware_bytes"] = _dir_bytes(fw)
-        (fw / FIRMWARE_FILE).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(fw, dest)
+        write_atomic(fw / FIRMWARE_FILE, dumps_json(info))
+        check_replaceable(dest, FIRMWARE_FILE, "firmware", ToolchainError, force)  # appeared meanwhile?
+        replace_dir(fw, dest)
     return load_firmware(dest)

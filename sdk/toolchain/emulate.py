@@ -26,6 +26,8 @@ from types import TracebackType
 from splitsdk.errors import ToolchainError
 from splitsdk.target import load_target
 from splitsdk.toolchain.build import BINARY, Firmware, load_firmware
+from splitsdk.toolchain.tools import missing_tool, run_tool
+from splitsdk.wire.bundle import Bundle
 
 _RESULT = re.compile(r"^result seq=(\d+) frame=(\S+) status=(\d+) ms=([\d.]+) body=(.*)$")
 
@@ -64,11 +66,16 @@ def free_port() -> int:
 
 def _interpreter(binary: Path) -> str:
     """The ELF's PT_INTERP (its dynamic loader), as `readelf -l` prints it."""
-    out = subprocess.run(["readelf", "-l", str(binary)], capture_output=True, text=True, check=False).stdout
+    out = run_tool(["readelf", "-l", str(binary)], f"reading {binary.name}'s program headers")
     m = re.search(r"Requesting program interpreter: (\S+)\]", out)
     if m is None:
         raise ToolchainError(f"{binary}: no program interpreter (not a dynamic executable?)")
     return m.group(1)
+
+
+def as_firmware(firmware: Firmware | str | Path) -> Firmware:
+    """A Firmware as given, or the one its directory holds."""
+    return firmware if isinstance(firmware, Firmware) else load_firmware(firmware)
 
 
 def app_command(firmware: Firmware, args: Sequence[str]) -> list[str]:
@@ -78,7 +85,7 @@ def app_command(firmware: Firmware, args: Sequence[str]) -> list[str]:
     binary = root / "bin" / BINARY
     if target.qemu is not None:
         if shutil.which(target.qemu.user_binary) is None:
-            raise ToolchainError(f"{target.qemu.user_binary} not found: install qemu-user (`make setup` does)")
+            raise ToolchainError(missing_tool(target.qemu.user_binary, f"emulating {target.name}"))
         return [target.qemu.user_binary, "-cpu", target.qemu.user_cpu, "-L", str(root), str(binary), *args]
     loader = root / "lib" / Path(_interpreter(binary)).name
     return [str(loader), "--library-path", str(root / "lib"), str(binary), *args]
@@ -107,7 +114,7 @@ def run_app(
             cmd, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, **(env or {})}, check=False
         )
     except FileNotFoundError:
-        raise ToolchainError(f"'{cmd[0]}' is not installed (run `make setup`)") from None
+        raise ToolchainError(missing_tool(cmd[0], "running the edge app")) from None
     except subprocess.TimeoutExpired:
         raise ToolchainError(f"the edge app did not finish within {timeout_s:.0f} s") from None
     return parse_app_output(proc.returncode, proc.stdout, proc.stderr)
@@ -122,16 +129,21 @@ class ServerTls:
     client_ca: Path
 
 
-class Receiver:
-    """A real `splitsdk serve BUNDLE` on 127.0.0.1 (temporary database), as a context manager.
+class ReceiverProcess:
+    """A real `splitsdk serve BUNDLE` *subprocess* on 127.0.0.1 (temporary database), as a context manager.
 
-    Plain TCP unless `tls` is given.
+    The harness of emulated runs: unlike splitsdk.cloud.Receiver (the asyncio server, in this process),
+    it tests the receiver as deployed, command line and all. Plain TCP unless `tls` is given.
     """
 
     def __init__(
-        self, bundle: str | Path, port: int | None = None, db: Path | None = None, tls: ServerTls | None = None
+        self,
+        bundle: Bundle | str | Path,
+        port: int | None = None,
+        db: Path | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
-        self.bundle = Path(bundle)
+        self.bundle = bundle.root if isinstance(bundle, Bundle) else Path(bundle)
         self.tls = tls
         self.port = port or free_port()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -139,7 +151,7 @@ class Receiver:
         self.proc: subprocess.Popen[str] | None = None
         self.log: list[str] = []
 
-    def start(self, timeout_s: float = 180.0) -> Receiver:
+    def start(self, timeout_s: float = 180.0) -> ReceiverProcess:
         if self.db is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="splitsdk-emulate-")
             self.db = Path(self._tmp.name) / "results.sqlite"
@@ -179,7 +191,7 @@ class Receiver:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self) -> ReceiverProcess:
         return self.start()
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
@@ -197,13 +209,16 @@ def app_args(
     return [*args, *extra]
 
 
-def emulate(firmware_dir: str | Path, bundle_dir: str | Path, frames: str | Path, n: int | None = None) -> AppRun:
-    """Run the firmware on `frames` against a fresh receiver serving `bundle_dir`; raise if the app failed."""
-    firmware = load_firmware(firmware_dir)
+def emulate(
+    firmware: Firmware | str | Path, bundle: Bundle | str | Path, frames: str | Path, n: int | None = None
+) -> AppRun:
+    """Run the firmware (a Firmware or its directory) on `frames` against a fresh receiver serving `bundle`
+    (a Bundle or its directory); raise if the app failed."""
+    fw = as_firmware(firmware)
     if not Path(frames).is_dir():
         raise ToolchainError(f"{frames}: not a directory of frames")
-    with Receiver(bundle_dir) as receiver:
-        run = run_app(firmware, app_args(firmware, frames, receiver.port, n))
+    with ReceiverProcess(bundle) as receiver:
+        run = run_app(fw, app_args(fw, frames, receiver.port, n))
     if run.returncode != 0:
         raise ToolchainError(f"edge app exited with {run.returncode}: {run.error or run.stderr.strip()[-300:]}")
     return run

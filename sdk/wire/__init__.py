@@ -1,7 +1,7 @@
 """Wire protocol: b-bit packing and the frame codec (Python side of the shared C in sdk/native).
 
-`pack`/`unpack`/`requantize_lut`/`dequantize` implement DESIGN.md's "Bit packing" contract and
-`encode`/`decode` its "Wire protocol"; both call the same C the generated edge app compiles.
+`pack`/`unpack`/`requantize_lut`/`dequantize` implement the "Bit packing" contract of docs/wire-protocol.md and
+`encode`/`decode` its "Frames"; both call the same C the generated edge app compiles.
 """
 
 from __future__ import annotations

@@ -1,67 +1,132 @@
-"""Reader of deployment bundles: the directory the convert stage writes and the receiver serves.
+"""Deployment bundles: the directory the convert stage writes and the receiver serves.
 
-A bundle holds `manifest.json`, the int8 edge model (`edge.tflite`) and the float cloud model
-(`cloud.keras`). The manifest's `crossing` list is in wire order, which is also the cloud model's
-input order and the edge model's output order. Loading validates every field and names the one that
-is wrong.
+A bundle holds `manifest.json`, the int8 edge model (`edge.tflite`), the float cloud model
+(`cloud.keras` or `cloud.tflite`) and a copy of the plan. The manifest is declared once as the
+`Manifest` dataclass tree below: convert writes it and `load_bundle` reads it through `splitsdk.codec`
+(unknown keys, wrong types and out-of-range values refused, the field named), and its JSON Schema
+(`splitsdk/schemas/manifest.schema.json`) is derived from it. The `crossing` list is in wire order,
+which is also the cloud model's input order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from splitsdk.codec import CodecError, bounds, decode, dumps_json, write_atomic
 from splitsdk.errors import BundleError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 MANIFEST = "manifest.json"
+PLAN = "plan.json"  # the copy of the plan the bundle was made from
+DEFAULT_POSTPROCESS: dict[str, Any] = {"kind": "topk", "k": 5}
+_HEX = set("0123456789abcdef")
 
 
 @dataclass(frozen=True)
 class InputSpec:
     """The edge model's input: HWC shape, dtype, and the real = raw * scale + offset mapping."""
 
-    shape: tuple[int, ...]
-    dtype: str
-    scale: float
+    shape: tuple[int, ...] = field(metadata=bounds(ge=1))
+    dtype: Literal["uint8", "float32"]
+    scale: float = field(metadata=bounds(gt=0))
     offset: float
 
 
 @dataclass(frozen=True)
-class Crossing:
-    """One tensor crossing the cut, with the edge's int8 and the wire's b-bit quantisation."""
+class ManifestCrossing:
+    """A crossing tensor as deployed: the plan's `PlannedCrossing` after convert calibrated it, with the
+    edge model's int8 quantisation, the wire's b-bit grid and the LUT between them. Each FRAME carries
+    one `splitsdk.wire.frame.WireTensor` (the packed codes) per entry, in this order."""
 
     tensor: str
-    shape: tuple[int, ...]  # without the batch dimension
-    edge_scale: float
-    edge_zero_point: int
-    bits: int
-    scale: float
-    zero_point: int
-    lut: npt.NDArray[np.uint8]  # lut[k] = code of int8 value k - 128
+    shape: tuple[int, ...] = field(metadata=bounds(ge=1))  # without the batch dimension
+    edge_scale: float = field(metadata=bounds(gt=0))
+    edge_zero_point: int = field(metadata=bounds(ge=-128, le=127))
+    bits: int = field(metadata=bounds(ge=1, le=8))
+    scale: float = field(metadata=bounds(gt=0))
+    zero_point: int = field(metadata=bounds(ge=0, le=255))
+    lut: tuple[int, ...] = field(metadata=bounds(ge=0, le=255))  # lut[k] = code of int8 value k - 128
     # which output of edge.tflite holds this tensor: the converter may order outputs differently
     # from the wire, so consumers read outputs by this index, never by position or signature
-    edge_output: int = 0
+    edge_output: int = field(metadata=bounds(ge=0))
 
     @property
     def elements(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
+    @cached_property
+    def lut_table(self) -> npt.NDArray[np.uint8]:
+        """The LUT as the 256-entry uint8 array `requantize_lut` takes."""
+        return np.array(self.lut, dtype=np.uint8)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrecisionRecord:
+    """What each edge layer executes in edge.tflite (for people and reports; no reader depends on it)."""
+
+    edge_runtime: str
+    layers: dict[str, str] = field(default_factory=dict)  # absent from the manifests of early converters
+    weight_bits: dict[str, int] = field(metadata=bounds(ge=1, le=32))
+    activation_bits: dict[str, int] = field(metadata=bounds(ge=1, le=32))
+    emulated_layers: tuple[str, ...]
+    note: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """manifest.json: what the edge app and the receiver need to run a converted plan."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    plan_sha256: str  # SHA-256 of the plan.json the bundle was made from (also in every frame)
+    kind: Literal["CLOUD_ONLY", "EDGE_ONLY", "SPLIT"]
+    target: str
+    input: InputSpec
+    edge_model: str  # file names inside the bundle
+    cloud_model: str
+    cloud_tflite: str | None = None
+    crossing: tuple[ManifestCrossing, ...]
+    postprocess: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_POSTPROCESS))  # "kind" + parameters
+    precision: PrecisionRecord | None = None
+
 
 @dataclass(frozen=True)
 class Bundle:
+    """A loaded bundle: its folder and its manifest."""
+
     root: Path
-    plan_sha256: str
-    input: InputSpec
-    edge_model: Path
-    cloud_model: Path
-    crossing: tuple[Crossing, ...]
-    postprocess: dict[str, Any]
+    manifest: Manifest
+
+    @property
+    def plan_sha256(self) -> str:
+        return self.manifest.plan_sha256
+
+    @property
+    def input(self) -> InputSpec:
+        return self.manifest.input
+
+    @property
+    def edge_model(self) -> Path:
+        return self.root / self.manifest.edge_model
+
+    @property
+    def cloud_model(self) -> Path:
+        return self.root / self.manifest.cloud_model
+
+    @property
+    def crossing(self) -> tuple[ManifestCrossing, ...]:
+        return self.manifest.crossing
+
+    @property
+    def postprocess(self) -> dict[str, Any]:
+        return self.manifest.postprocess
 
     @property
     def wire_bytes(self) -> int:
@@ -77,49 +142,56 @@ def wire_quant_params(edge_scale: float, edge_zero_point: int, bits: int) -> tup
     return float(np.float32(scale)), zero_point
 
 
-def _field(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in obj:
-        raise BundleError(f"{where}: missing field '{key}'")
-    value = obj[key]
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise BundleError(f"{where}: field '{key}' has the wrong type ({type(value).__name__})")
-    return value
+def check_manifest(m: Manifest) -> Manifest:
+    """`m`, after the rules that tie fields together (types and ranges are the codec's); CodecError names
+    the field."""
+    if len(m.plan_sha256) != 64 or set(m.plan_sha256) - _HEX:
+        raise CodecError("plan_sha256", "must be 64 lowercase hex digits")
+    for key in ("edge_model", "cloud_model", "cloud_tflite"):
+        name = getattr(m, key)
+        if name is not None and (not name or Path(name).name != name or name in (".", "..")):
+            raise CodecError(key, f"must be a file name inside the bundle, got {name!r}")
+    if not m.crossing:
+        raise CodecError("crossing", "is empty: a bundle sends at least one tensor")
+    for i, c in enumerate(m.crossing):
+        top = (1 << c.bits) - 1
+        if len(c.lut) != 256:
+            raise CodecError(f"crossing[{i}].lut", f"must have 256 entries, got {len(c.lut)}")
+        if max(c.lut) > top:
+            raise CodecError(f"crossing[{i}].lut", f"codes must be in 0..{top} for {c.bits} bits, got {max(c.lut)}")
+        if c.zero_point > top:
+            raise CodecError(f"crossing[{i}].zero_point", f"must be in 0..{top} for {c.bits} bits, got {c.zero_point}")
+    outputs = [c.edge_output for c in m.crossing]
+    if len(set(outputs)) != len(outputs):
+        raise CodecError("crossing", f"two tensors name the same edge_output ({outputs})")
+    kind = m.postprocess.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise CodecError("postprocess.kind", "must be a non-empty string (a built-in name or module:function)")
+    return m
 
 
-def _shape(value: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in value):
-        raise BundleError(f"{where}: 'shape' must be a list of positive ints, got {value!r}")
-    return tuple(value)
+def parse_manifest(data: Any, where: str) -> Manifest:
+    """Decoded manifest.json values as a checked Manifest; BundleError names `where` and the field."""
+    if isinstance(data, dict) and data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise BundleError(
+            f"{where}: schema_version {data['schema_version']!r} is not supported (this splitsdk reads "
+            f"{SCHEMA_VERSION}); re-run `splitsdk convert`"
+        )
+    try:
+        return check_manifest(decode(Manifest, data))
+    except CodecError as exc:
+        raise BundleError(f"{where}: {exc}") from None
 
 
-def _crossing(raw: Any, i: int, where: str) -> Crossing:
-    at = f"{where}: crossing[{i}]"
-    if not isinstance(raw, dict):
-        raise BundleError(f"{at} must be an object")
-    bits = _field(raw, "bits", int, at)
-    if not 1 <= bits <= 8:
-        raise BundleError(f"{at}: 'bits' must be in 1..8, got {bits}")
-    scale = float(_field(raw, "scale", (int, float), at))
-    if not scale > 0:
-        raise BundleError(f"{at}: 'scale' must be positive, got {scale}")
-    lut_raw = _field(raw, "lut", list, at)
-    if len(lut_raw) != 256 or not all(isinstance(v, int) and 0 <= v < (1 << bits) for v in lut_raw):
-        raise BundleError(f"{at}: 'lut' must be 256 ints in 0..{(1 << bits) - 1}")
-    return Crossing(
-        tensor=_field(raw, "tensor", str, at),
-        shape=_shape(_field(raw, "shape", list, at), at),
-        edge_scale=float(_field(raw, "edge_scale", (int, float), at)),
-        edge_zero_point=_field(raw, "edge_zero_point", int, at),
-        bits=bits,
-        scale=scale,
-        zero_point=_field(raw, "zero_point", int, at),
-        lut=np.array(lut_raw, dtype=np.uint8),
-        edge_output=_field(raw, "edge_output", int, at) if "edge_output" in raw else i,
-    )
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Write `folder/manifest.json`; a manifest load_bundle would refuse is refused here, nothing written."""
+    text = dumps_json(manifest)
+    parse_manifest(json.loads(text), str(folder / MANIFEST))
+    write_atomic(folder / MANIFEST, text)
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Read and validate `path/manifest.json`; the model files must exist (they are not loaded here)."""
+    """Read and check `path/manifest.json`; the model files must exist (they are not loaded here)."""
     root = Path(path)
     where = str(root / MANIFEST)
     try:
@@ -128,41 +200,28 @@ def load_bundle(path: str | Path) -> Bundle:
         raise BundleError(f"{where}: no such file (is {root} a bundle directory?)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{where}: unreadable: {exc}") from None
-    if not isinstance(data, dict):
-        raise BundleError(f"{where}: must hold a JSON object")
-    version = _field(data, "schema_version", int, where)
-    if version != SCHEMA_VERSION:
-        raise BundleError(f"{where}: schema_version {version} is not supported (expected {SCHEMA_VERSION})")
-    plan = _field(data, "plan_sha256", str, where)
-    if len(plan) != 64 or any(ch not in "0123456789abcdef" for ch in plan):
-        raise BundleError(f"{where}: 'plan_sha256' must be 64 lowercase hex digits")
-    inp = _field(data, "input", dict, where)
-    dtype = _field(inp, "dtype", str, f"{where}: input")
-    if dtype not in ("uint8", "float32"):
-        raise BundleError(f"{where}: input 'dtype' must be uint8 or float32, got {dtype!r}")
-    input_spec = InputSpec(
-        shape=_shape(_field(inp, "shape", list, f"{where}: input"), f"{where}: input"),
-        dtype=dtype,
-        scale=float(_field(inp, "scale", (int, float), f"{where}: input")),
-        offset=float(_field(inp, "offset", (int, float), f"{where}: input")),
-    )
-    models = {}
+    manifest = parse_manifest(data, where)
     for key in ("edge_model", "cloud_model"):
-        models[key] = root / _field(data, key, str, where)
-        if not models[key].exists():
-            raise BundleError(f"{where}: '{key}' names {models[key]}, which does not exist")
-    crossing_raw = _field(data, "crossing", list, where)
-    if not crossing_raw:
-        raise BundleError(f"{where}: 'crossing' is empty")
-    post = data.get("postprocess", {"kind": "topk", "k": 5})
-    if not isinstance(post, dict) or not isinstance(post.get("kind"), str):
-        raise BundleError(f"{where}: 'postprocess' must be an object with a string 'kind'")
-    return Bundle(
-        root=root,
-        plan_sha256=plan,
-        input=input_spec,
-        edge_model=models["edge_model"],
-        cloud_model=models["cloud_model"],
-        crossing=tuple(_crossing(c, i, where) for i, c in enumerate(crossing_raw)),
-        postprocess=post,
-    )
+        file = root / getattr(manifest, key)
+        if not file.exists():
+            raise BundleError(f"{where}: {key}: names {file}, which does not exist")
+    check_plan_hash(root, manifest)
+    return Bundle(root, manifest)
+
+
+def check_plan_hash(root: Path, manifest: Manifest) -> None:
+    """The bundle's copy of the plan (`plan.json`, which convert writes) must be the plan whose SHA-256
+    the manifest and every camera's HELLO carry: a plan swapped after convert is refused, not served."""
+    plan = root / PLAN
+    try:
+        content = plan.read_bytes()
+    except FileNotFoundError:
+        return  # a bundle assembled without its plan: nothing to compare
+    except OSError as exc:
+        raise BundleError(f"{plan}: unreadable: {exc}") from None
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != manifest.plan_sha256:
+        raise BundleError(
+            f"{plan}: SHA-256 {digest[:16]}... is not {MANIFEST} plan_sha256 {manifest.plan_sha256[:16]}... "
+            "(the plan was changed after convert: re-run `splitsdk convert`)"
+        )

@@ -367,23 +367,27 @@ static void unpack_any(const uint8_t *in, size_t n, unsigned bits, uint8_t *code
     }
 }
 
-int sp_pack(const uint8_t *codes, size_t n, unsigned bits, uint8_t *out, size_t out_len) {
+/* The argument check every packing entry point starts with: bits in 1..8, `len` bytes enough for n codes. */
+static int check_packed(size_t n, unsigned bits, size_t len) {
     if (bits < 1u || bits > 8u) {
         return SP_PACK_EBITS;
     }
-    if (out_len < sp_packed_size(n, bits)) {
-        return SP_PACK_ESPACE;
+    return len < sp_packed_size(n, bits) ? SP_PACK_ESPACE : SP_PACK_OK;
+}
+
+int sp_pack(const uint8_t *codes, size_t n, unsigned bits, uint8_t *out, size_t out_len) {
+    const int status = check_packed(n, bits, out_len);
+    if (status != SP_PACK_OK) {
+        return status;
     }
     pack_any(codes, n, bits, out, out_len);
     return SP_PACK_OK;
 }
 
 int sp_unpack(const uint8_t *in, size_t in_len, size_t n, unsigned bits, uint8_t *codes) {
-    if (bits < 1u || bits > 8u) {
-        return SP_PACK_EBITS;
-    }
-    if (in_len < sp_packed_size(n, bits)) {
-        return SP_PACK_ESPACE;
+    const int status = check_packed(n, bits, in_len);
+    if (status != SP_PACK_OK) {
+        return status;
     }
     unpack_any(in, n, bits, codes, in_len);
     return SP_PACK_OK;
@@ -394,11 +398,9 @@ int sp_pack_hw(const uint8_t *codes, size_t h, size_t w, size_t c, unsigned bits
                size_t out_len) {
     const size_t plane = h * w;
     const size_t n = plane * c;
-    if (bits < 1u || bits > 8u) {
-        return SP_PACK_EBITS;
-    }
-    if (out_len < sp_packed_size(n, bits)) {
-        return SP_PACK_ESPACE;
+    const int status = check_packed(n, bits, out_len);
+    if (status != SP_PACK_OK) {
+        return status;
     }
     uint8_t group[8];
     size_t filled = 0;
@@ -423,11 +425,9 @@ int sp_unpack_hw(const uint8_t *in, size_t in_len, size_t h, size_t w, size_t c,
                  uint8_t *codes) {
     const size_t plane = h * w;
     const size_t n = plane * c;
-    if (bits < 1u || bits > 8u) {
-        return SP_PACK_EBITS;
-    }
-    if (in_len < sp_packed_size(n, bits)) {
-        return SP_PACK_ESPACE;
+    const int status = check_packed(n, bits, in_len);
+    if (status != SP_PACK_OK) {
+        return status;
     }
     uint8_t group[8];
     size_t avail = 0, used = 0, left = n;
@@ -465,11 +465,9 @@ void sp_requantize_lut(const int8_t *values, size_t n, const uint8_t lut[256], u
 
 int sp_requantize_pack(const int8_t *values, size_t n, const uint8_t lut[256], unsigned bits, uint8_t *out,
                        size_t out_len) {
-    if (bits < 1u || bits > 8u) {
-        return SP_PACK_EBITS;
-    }
-    if (out_len < sp_packed_size(n, bits)) {
-        return SP_PACK_ESPACE;
+    const int status = check_packed(n, bits, out_len);
+    if (status != SP_PACK_OK) {
+        return status;
     }
     if (bits == 8u) {
         requantize(values, n, lut, out);
@@ -494,11 +492,9 @@ void sp_dequantize(const uint8_t *codes, size_t n, int32_t zero_point, float sca
 
 int sp_unpack_dequantize(const uint8_t *in, size_t in_len, size_t n, unsigned bits, int32_t zero_point,
                          float scale, float *out) {
-    if (bits < 1u || bits > 8u) {
-        return SP_PACK_EBITS;
-    }
-    if (in_len < sp_packed_size(n, bits)) {
-        return SP_PACK_ESPACE;
+    const int status = check_packed(n, bits, in_len);
+    if (status != SP_PACK_OK) {
+        return status;
     }
     uint8_t block[SP_BLOCK];
     for (size_t i = 0; i < n; i += SP_BLOCK) {

@@ -24,6 +24,9 @@ class EdgeModel {
 
     void set_input(const std::vector<float> &real);  // quantises when the input tensor is int8/uint8
     void invoke();
+    // `warmup` untimed then `runs` timed invocations on `input` with a per-op profiler; returns the
+    // JSON document `splitsdk-edge --profile` prints (runtime build, per-op medians and spreads).
+    std::string profile(const std::vector<float> &input, int runs, int warmup);
     // The edge output holding crossing tensor k (wire order), whatever the model's output order.
     const int8_t *crossing_int8(size_t k) const;
     size_t crossing_bytes(size_t k) const;

@@ -54,9 +54,10 @@ double now_s() {
 
 }  // namespace
 
-Link::Link(std::string host, uint16_t port, std::string device_id, double max_retry_s, TlsFiles tls,
-           const std::atomic<bool> &stop)
-    : host_(std::move(host)), port_(port), device_id_(std::move(device_id)), max_retry_s_(max_retry_s),
+Link::Link(std::vector<std::pair<std::string, uint16_t>> servers, std::string device_id, double max_retry_s,
+           TlsFiles tls, const std::atomic<bool> &stop)
+    : servers_(std::move(servers)), host_(servers_.at(0).first), port_(servers_.at(0).second),
+      device_id_(std::move(device_id)), max_retry_s_(max_retry_s),
       tls_(std::move(tls)), stop_(stop), delay_ms_(splitsdk_gen::kBackoffInitialMs) {
     if (!tls_.enabled()) return;
 #ifdef SPLITSDK_HAVE_TLS
@@ -213,6 +214,9 @@ void Link::backoff(const std::string &why) {
                  why.c_str(), delay_ms_);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
     delay_ms_ = std::min(delay_ms_ * 2, splitsdk_gen::kBackoffMaxMs);
+    current_ = (current_ + 1) % servers_.size();  // the next attempt goes to the next receiver
+    host_ = servers_[current_].first;
+    port_ = servers_[current_].second;
 }
 
 // HELLO: the plan hash lets the receiver refuse a camera running another plan.

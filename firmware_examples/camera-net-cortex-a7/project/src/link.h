@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace edge {
@@ -40,8 +41,9 @@ struct Result {
 class Link {
   public:
     // Throws std::runtime_error when TLS is asked for but cannot be set up (files, or built without it).
-    Link(std::string host, uint16_t port, std::string device_id, double max_retry_s, TlsFiles tls,
-         const std::atomic<bool> &stop);
+    // `servers`: the receivers (at least one); a failed connect or a lost connection moves on to the next
+    Link(std::vector<std::pair<std::string, uint16_t>> servers, std::string device_id, double max_retry_s,
+         TlsFiles tls, const std::atomic<bool> &stop);
     ~Link();
     Link(const Link &) = delete;
     Link &operator=(const Link &) = delete;
@@ -68,6 +70,8 @@ class Link {
     void write_all(const uint8_t *data, size_t len);
     void read_message(std::vector<uint8_t> &buf);
 
+    std::vector<std::pair<std::string, uint16_t>> servers_;
+    size_t current_ = 0;  // servers_[current_] is host_:port_
     std::string host_;
     uint16_t port_;
     std::string device_id_;

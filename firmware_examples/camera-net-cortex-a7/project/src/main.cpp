@@ -166,6 +166,21 @@ void send_loop(const edge::Options &o, edge::BoundedQueue<Packed> &in, edge::Sta
     }
 }
 
+// --profile N: W warm-up and N timed invocations of the edge model; the per-op JSON goes to stdout.
+int profile(const edge::Options &o) {
+    try {
+        edge::EdgeModel model(o.model_path, o.threads, false);
+        std::vector<float> input(splitsdk_gen::kInputElements, 0.5f);  // a mid-grey frame without --input
+        if (!o.profile_input.empty()) edge::load_frame(o.profile_input, input);
+        std::printf("%s\n", model.profile(input, static_cast<int>(o.profile_runs), static_cast<int>(o.profile_warmup)).c_str());
+        std::fflush(stdout);
+        return 0;
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "splitsdk-edge: error: %s\n", e.what());
+        return 1;
+    }
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -180,6 +195,7 @@ int main(int argc, char **argv) {
         std::printf("%s", edge::usage());
         return 0;
     }
+    if (o.profile_runs > 0) return profile(o);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::fprintf(stderr, "splitsdk-edge %s (%s): plan %.16s, %zu crossing tensor(s), %zu B/frame, server %s:%u\n",
@@ -205,7 +221,7 @@ int main(int argc, char **argv) {
     };
     try {
         edge::EdgeModel model(o.model_path, o.threads, !o.offline);
-        edge::Link link(o.server_host, o.server_port, o.device_id, o.max_retry_s, {o.tls_ca, o.tls_cert, o.tls_key},
+        edge::Link link(o.servers, o.device_id, o.max_retry_s, {o.tls_ca, o.tls_cert, o.tls_key},
                         g_stop);
         edge::BoundedQueue<edge::Frame> frames(static_cast<size_t>(o.queue_depth));
         edge::BoundedQueue<Packed> packed(static_cast<size_t>(o.queue_depth));

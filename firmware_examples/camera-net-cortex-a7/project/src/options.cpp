@@ -18,7 +18,7 @@ std::string trim(const std::string &s) {
     return s.substr(b, s.find_last_not_of(ws) - b + 1);
 }
 
-bool parse_hostport(const std::string &v, Options &o, std::string &error) {
+bool parse_one_hostport(const std::string &v, Options &o, std::string &error) {
     const size_t colon = v.rfind(':');
     if (colon == std::string::npos || colon == 0) {
         error = "server must be HOST:PORT, got '" + v + "'";
@@ -30,8 +30,22 @@ bool parse_hostport(const std::string &v, Options &o, std::string &error) {
         error = "bad port in '" + v + "'";
         return false;
     }
-    o.server_host = v.substr(0, colon);
-    o.server_port = static_cast<uint16_t>(port);
+    o.servers.emplace_back(v.substr(0, colon), static_cast<uint16_t>(port));
+    return true;
+}
+
+// HOST:PORT[,HOST:PORT...]: several receivers (behind no balancer, or several balancers) to fail over to
+bool parse_hostport(const std::string &v, Options &o, std::string &error) {
+    o.servers.clear();
+    size_t start = 0;
+    for (;;) {
+        const size_t comma = v.find(',', start);
+        if (!parse_one_hostport(trim(v.substr(start, comma - start)), o, error)) return false;
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    o.server_host = o.servers.front().first;
+    o.server_port = o.servers.front().second;
     return true;
 }
 
@@ -88,6 +102,19 @@ bool apply(Options &o, const std::string &key, const std::string &v, std::string
         o.max_frames = n;
         return true;
     }
+    if (key == "profile" || key == "warmup") {
+        if (!to_long(key, v, n, error)) return false;
+        if (n < (key == "profile" ? 1 : 0) || n > 100000) {
+            error = key + (key == "profile" ? ": must be in 1..100000" : ": must be in 0..100000");
+            return false;
+        }
+        (key == "profile" ? o.profile_runs : o.profile_warmup) = n;
+        return true;
+    }
+    if (key == "input") {
+        o.profile_input = v;
+        return true;
+    }
     if (key == "queue_depth" || key == "threads") {
         if (!to_long(key, v, n, error)) return false;
         if (n < 1 || n > 1024) {
@@ -141,7 +168,8 @@ const std::map<std::string, std::string> kValueFlags = {
     {"--frames", "frames"},     {"-n", "count"},                  {"--queue-depth", "queue_depth"},
     {"--threads", "threads"},   {"--realtime-fps", "realtime_fps"}, {"--max-retry-s", "max_retry_s"},
     {"--dump", "dump"},         {"--tls-ca", "tls_ca"},           {"--tls-cert", "tls_cert"},
-    {"--tls-key", "tls_key"},   {"--video", "video"},
+    {"--tls-key", "tls_key"},   {"--video", "video"},             {"--profile", "profile"},
+    {"--warmup", "warmup"},     {"--input", "input"},
 };
 const std::map<std::string, std::string> kSwitches = {
     {"--loop", "loop"}, {"--offline", "offline"}, {"--quiet", "quiet"}};
@@ -149,16 +177,18 @@ const std::map<std::string, std::string> kSwitches = {
 }  // namespace
 
 const char *usage() {
-    return "usage: splitsdk-edge [--config FILE] [--server HOST:PORT] [--device-id ID] [--model PATH]\n"
+    return "usage: splitsdk-edge [--config FILE] [--server HOST:PORT[,HOST:PORT...]] [--device-id ID] [--model PATH]\n"
            "                     (--frames DIR | --video /dev/videoN) [-n N] [--loop] [--queue-depth N] [--threads N]\n"
            "                     [--realtime-fps F] [--max-retry-s S] [--dump DIR] [--offline] [--quiet]\n"
-           "                     [--tls-ca PEM --tls-cert PEM --tls-key PEM]\n";
+           "                     [--tls-ca PEM --tls-cert PEM --tls-key PEM]\n"
+           "       splitsdk-edge --profile N [--warmup W] [--input FRAME] [--model PATH] [--threads N]\n";
 }
 
 bool parse_options(int argc, char **argv, Options &o, std::string &error, bool &help) {
     help = false;
     o.server_host = splitsdk_gen::kDefaultServerHost;
     o.server_port = splitsdk_gen::kDefaultServerPort;
+    o.servers.assign(1, std::make_pair(o.server_host, o.server_port));
     o.device_id = splitsdk_gen::kDefaultDeviceId;
     o.model_path = splitsdk_gen::kDefaultModelPath;
     o.queue_depth = splitsdk_gen::kDefaultQueueDepth;
@@ -201,6 +231,7 @@ bool parse_options(int argc, char **argv, Options &o, std::string &error, bool &
         error = "TLS needs --tls-cert and --tls-key with --tls-ca (the receiver requires a client certificate)";
         return false;
     }
+    if (o.profile_runs > 0) return true;  // profiling needs no frame source and no receiver
     if (o.frames_dir.empty() == o.video_device.empty()) {
         error = "one frame source: --frames DIR or --video /dev/videoN (or frames/video in the config file)";
         return false;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace edge {
@@ -11,6 +12,8 @@ namespace edge {
 struct Options {
     std::string server_host;
     uint16_t server_port = 0;
+    // every receiver address (`server = "HOST:PORT,HOST:PORT"`): the link fails over in this order
+    std::vector<std::pair<std::string, uint16_t>> servers;
     std::string device_id;
     std::string model_path;
     std::string frames_dir;       // directory of .pgm/.ppm/.raw/.f32 frames, read in name order
@@ -25,6 +28,11 @@ struct Options {
     bool offline = false;         // run capture and inference only, no receiver
     bool quiet = false;           // no per-frame result lines
     std::string config_path;
+    // --profile N: time the edge model instead of running the pipeline (W warm-up runs, then N timed
+    // runs with a per-op profiler; JSON on stdout). The input is --input FILE (a frame file) or a grey frame.
+    long profile_runs = 0;
+    long profile_warmup = 2;
+    std::string profile_input;
     // TLS (when tls_ca is set): the receiver's CA, and this camera's certificate and key (the
     // receiver requires a client certificate whose common name is the device id).
     std::string tls_ca;
