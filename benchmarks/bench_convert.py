@@ -77,7 +77,7 @@ def measure(name: str, samples: int, uplink: float, mix: bool = False) -> dict[s
         assert v is not None
         return {
             "kind": report.kind, "split": plan.solution.split_index, "layers": len(plan.layers),
-            "crossing": [(c["tensor"], c["bits"]) for c in report.crossing],
+            "crossing": [(c.tensor, c.bits) for c in report.crossing],
             "plan_s": t1 - t0, "convert_s": t2 - t1,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
             "edge_bytes": report.edge_tflite_bytes,

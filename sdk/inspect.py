@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from splitsdk.errors import DataError
-from splitsdk.graph import LayerGraph, load_graph, model_sha256
+from splitsdk.graph import LayerGraph, model_sha256
 from splitsdk.profile.types import LatencyProfile
 from splitsdk.quant.types import Sensitivity
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TABLE_BITS = 8  # the edge ms column is the prefix run at int8, the usual deployment
 
@@ -64,9 +67,14 @@ def inspect_model(
     calib: str | Path | None = None,
     sensitivity: bool = False,
     progress: Any = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Inspection:
-    """Import and optimise `model`; with a target, profile it; with data (or `sensitivity`), measure bits."""
-    graph = load_graph(model)
+    """Import and optimise `model`; with a target, profile it; with data (or `sensitivity`), measure bits.
+
+    `input_shape` (else the calibration data's sample shape) fixes the model's dynamic input dims."""
+    from splitsdk.quant.calib import load_graph_for_data
+
+    graph = load_graph_for_data(model, calib, input_shape)
     result = Inspection(graph)
     if target is not None:
         from splitsdk.profile import build_profile
@@ -90,23 +98,32 @@ def inspect_model(
     return result
 
 
-def plot_transmission(inspection: Inspection, path: Path) -> None:
-    """PNG of transmitted elements per split candidate, the input volume as a reference line."""
-    import matplotlib
+WIRE_BYTES_PER_VALUE = TABLE_BITS // 8  # the plot counts each sent value at int8, as the edge ms column does
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def transmission_figure(inspection: Inspection) -> Figure:
+    """Bytes sent per frame at each split candidate (8-bit values), the model input as a reference line."""
+    from splitsdk.plots import layer_figure_size, legend_outside, name_ticks, new_figure
 
     rows = inspection.split_rows()
-    fig, ax = plt.subplots(figsize=(max(6, len(rows) * 0.25), 4))
-    ax.bar([r["index"] for r in rows], [r["transmit_elements"] for r in rows], color="#4477aa")
-    ax.axhline(inspection.graph.input_elements, color="#cc3311", linestyle="--", label="input volume")
-    ax.set_xlabel("split index (0 = cloud-only, last = edge-only)")
-    ax.set_ylabel("transmitted elements")
-    ax.set_title(f"{inspection.graph.name}: transmission per split candidate")
-    ax.legend()
-    fig.tight_layout()
+    labels = [r["layer"] for r in rows]
+    fig, ax = new_figure(*layer_figure_size(len(rows)))
+    ax.bar(range(len(rows)), [r["transmit_elements"] * WIRE_BYTES_PER_VALUE / 1e3 for r in rows], color="#4477aa",
+           label="sent at this split")
+    raw = inspection.graph.input_elements * WIRE_BYTES_PER_VALUE / 1e3
+    ax.axhline(raw, color="#cc3311", linestyle="--", label=f"model input (CLOUD-ONLY, {raw:.1f} kB)")
+    name_ticks(ax, labels)
+    ax.set_xlabel("split point: the last layer on the edge ((input): CLOUD-ONLY, last: EDGE-ONLY)")
+    ax.set_ylabel(f"sent per frame (kB, {TABLE_BITS}-bit values)")
+    ax.set_title(f"{inspection.graph.name}: bytes sent per frame at each split candidate")
+    legend_outside(ax)
+    return fig
+
+
+def plot_transmission(inspection: Inspection, path: Path) -> None:
+    """Write `transmission_figure` as a PNG (atomically)."""
+    from splitsdk.plots import png_bytes
+
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    tmp.write_bytes(png_bytes(transmission_figure(inspection)))
     tmp.replace(path)

@@ -65,7 +65,7 @@ def test_each_layer_executes_the_precision_the_plan_asks(mixed_bundle: tuple[Pat
     # the crossing tensors: c2 goes out as int8 although its op runs int16; 4-bit c4 through the LUT
     bundle = load_bundle(bundle_dir)
     assert [(c.tensor, c.bits) for c in bundle.crossing] == [("c2", 8), ("c4", 4)]
-    assert bundle.crossing[1].lut.max() == 15
+    assert max(bundle.crossing[1].lut) == 15
     v = report.verification  # type: ignore[attr-defined]
     # the stated bound, as for int8 plans: within twice the plan's float simulation (int16 layers on the
     # int16 grid, float layers as is) plus a 1e-6 floor, and at least half of it

@@ -14,7 +14,7 @@ from splitsdk.plan.baselines import (
     min_cut_edge_layers,
     neurosurgeon_split,
 )
-from splitsdk.plan.problem import INPUT_BITS, PlanProblem, edge_latency, tensor_bytes
+from splitsdk.plan.problem import INPUT_BITS, WIRE_MAX_BITS, PlanProblem, edge_latency, tensor_bytes
 from splitsdk.plan.synthetic import chain, profile_for, random_problem_parts, sensitivity_for
 from splitsdk.profile.types import FLOAT_BITS, Link
 
@@ -29,17 +29,22 @@ def _problem(seed: int, n: int = 7, branchy: bool = True) -> PlanProblem:
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("bits", [4, FLOAT_BITS])
 def test_cut_evaluation_matches_the_objective_on_prefixes(seed: int, bits: int) -> None:
+    """The baselines' cut evaluation is the planner's objective; only the wire differs above 8 bits: a float
+    baseline sends float tensors, while what convert ships sends its crossing tensors as int8 (WIRE_MAX_BITS)."""
     p = _problem(seed)
     for k in range(len(p.order) + 1):
         got = evaluate_cut(p.graph, p.profile, p.link, p.order[:k], bits, p)
         want = p.evaluate(p.uniform(k, bits))
-        assert got.total_ms == pytest.approx(want.total_ms)
-        assert (got.transmit_bytes, got.edge_weight_bytes, got.peak_activation_bytes) == (
-            want.transmit_bytes,
-            want.edge_weight_bytes,
-            want.peak_activation_bytes,
-        )
+        assert got.edge_weight_bytes == want.edge_weight_bytes
+        assert got.peak_activation_bytes == want.peak_activation_bytes
         assert got.error == pytest.approx(want.error)
+        assert got.edge_ms == pytest.approx(want.edge_ms) and got.cloud_ms == pytest.approx(want.cloud_ms)
+        sent = [c.tensor for c in p.candidates[k].crossing] if k < len(p.order) else []
+        raw = sum(p.graph.tensors[t].elements for t in sent if p.graph.tensors[t].producer is not None)
+        extra = raw * (min(bits, 32) - min(bits, WIRE_MAX_BITS)) // 8
+        assert got.transmit_bytes == want.transmit_bytes + extra
+        if bits <= WIRE_MAX_BITS:
+            assert got.total_ms == pytest.approx(want.total_ms)
 
 
 def _closed_sets(p: PlanProblem) -> list[set[str]]:
@@ -112,3 +117,15 @@ def test_baselines_are_complete_and_consistent() -> None:
     assert q.evaluation.edge_weight_bytes == tensor_bytes(graph.total_weights, 32)
     assert qe.evaluation.edge_weight_bytes <= q.evaluation.edge_weight_bytes
     assert q4.evaluation.edge_weight_bytes * 8 == qe.evaluation.edge_weight_bytes or not q4.edge_layers
+
+
+def test_a_16_bit_crossing_is_sent_and_recorded_at_8_bits() -> None:
+    """The edge model's outputs are int8: a crossing produced at 16 bits costs and records 8 bits (convert used to
+    clamp it silently while the plan costed 16)."""
+    graph, prof, sens = random_problem_parts(3, 7, [8, 16], branchy=True)
+    p = PlanProblem(graph, prof, sens, Link(8.0, 3.0), [8, 16], 10**6)
+    for k in range(1, len(p.order)):
+        sent = [c for c in p.candidates[k].crossing if graph.tensors[c.tensor].producer is not None]
+        at16, at8 = p.evaluate(p.uniform(k, 16)), p.evaluate(p.uniform(k, 8))
+        assert at16.transmit_bytes == at8.transmit_bytes
+        assert all(p.wire_bits(c.tensor, p.uniform(k, 16).abits) == WIRE_MAX_BITS for c in sent)

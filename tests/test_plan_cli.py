@@ -35,8 +35,8 @@ def test_plan_prints_solution_reason_and_baselines(
     plan = load_plan(out)
     assert plan.target == "cortex-a7" and plan.cloud == "cloud-gpu"
     assert plan.bits == (2, 4, 6, 8)
-    assert plan.selection["criterion"] == "error-proxy"
-    assert any("emulated on the int8 grid" in n for n in plan.selection["notes"])
+    assert plan.selection.criterion == "error-proxy"
+    assert any("emulated on the int8 grid" in n for n in plan.selection.notes)
     assert plan.exact is not None and plan.exact.gap >= 0.0
     # Remark 5 on a real model
     assert plan.solution.predicted.total_ms <= plan.baselines["cloud_only"].predicted.total_ms
@@ -84,7 +84,7 @@ def test_measured_accuracy_selection(chain_model: Path, tmp_path: Path) -> None:
     )
     assert rc == 0
     plan = load_plan(out)
-    assert plan.selection["criterion"] == "measured-accuracy"
+    assert plan.selection.criterion == "measured-accuracy"
     assert plan.solution.predicted.accuracy_drop is not None and plan.solution.predicted.accuracy_drop <= 100
     assert plan.exact is None  # no solver sees a measured constraint
 

@@ -1,4 +1,5 @@
-"""Measured latency tables replace the analytic numbers; a table that does not cover the model fails."""
+"""Measured latency tables replace the analytic numbers: a cloud table must cover the model, an edge table
+may cover part of it (the analytic model fills the rest, and the profile's source says so)."""
 
 from __future__ import annotations
 
@@ -39,11 +40,19 @@ def test_measured_cloud_table(tmp_path: Path) -> None:
     assert p.source.endswith(f"cloud=measured:{path}")
 
 
-def test_table_missing_a_layer_names_file_and_layer(tmp_path: Path) -> None:
+def test_edge_table_missing_a_layer_takes_the_model_there(tmp_path: Path) -> None:
+    path = flat_csv(tmp_path, skip="pool")
+    p = build_profile(toy_graph(), "cortex-a7", "cloud-gpu", measured_edge=path)
+    analytic = build_profile(toy_graph(), "cortex-a7", "cloud-gpu")
+    assert p.edge_ms("pool", 8, 8) == analytic.edge_ms("pool", 8, 8) != 3.5
+    assert p.edge_ms("conv1", 8, 8) == 0.5
+    n = len(p.edge["conv1"])
+    assert p.source == f"edge=measured:{path}+analytic({5 * n}/{6 * n} values measured);cloud=analytic"
+
+
+def test_cloud_table_missing_a_layer_names_file_and_layer(tmp_path: Path) -> None:
     path = flat_csv(tmp_path, skip="pool")
     with pytest.raises(ProfileError, match=rf"{path}: no measurement for layer 'pool'"):
-        build_profile(toy_graph(), "cortex-a7", "cloud-gpu", measured_edge=path)
-    with pytest.raises(ProfileError, match="no measurement for layer 'pool'"):
         build_profile(toy_graph(), "cortex-a7", "cloud-gpu", measured_cloud=path)
 
 
@@ -65,10 +74,14 @@ def test_per_bits_table_fills_pairs_the_runtime_runs_the_same_way(tmp_path: Path
     assert p.edge_ms("conv1", 2, 32) == pytest.approx(8.32)  # dynamic-range int8
 
 
-def test_per_bits_table_lacking_a_mode_is_an_error(tmp_path: Path) -> None:
+def test_per_bits_table_lacking_a_mode_takes_the_model_for_it(tmp_path: Path) -> None:
     path = per_bits_csv(tmp_path, [(8, 8), (32, 32)])
+    p = build_profile(toy_graph(), "cortex-a7", "cloud-gpu", measured_edge=path)
+    analytic = build_profile(toy_graph(), "cortex-a7", "cloud-gpu")
+    assert p.edge_ms("conv1", 4, 8) == pytest.approx(8.08)
+    assert p.edge_ms("conv1", 2, 16) == analytic.edge_ms("conv1", 2, 16)  # int16x8 was not measured
     with pytest.raises(ProfileError, match=r"bits.csv: layer 'conv1' has no measurement at wbits=2, abits=16"):
-        build_profile(toy_graph(), "cortex-a7", "cloud-gpu", measured_edge=path)
+        load_measured(path).lookup("conv1", (2, 16))
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,16 @@
 
 The bundle (read by `splitsdk.wire.bundle.load_bundle`, served by `splitsdk serve`, compiled into
 the edge app by `splitsdk generate`) holds edge.tflite (int8, outputs in wire order), cloud.keras
-(+ cloud.tflite where it converts), manifest.json and a copy of plan.json. It is written to a
-temporary folder beside the destination and renamed into place: never half-written.
+(+ cloud.tflite where it converts), manifest.json (`splitsdk.wire.bundle.Manifest`) and a copy of
+plan.json. It is written to a temporary folder beside the destination and renamed into place: never
+half-written. Errors name the plan's fields or `convert_plan`'s parameters (the CLI names its flags).
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import json
+import math
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -26,21 +27,46 @@ from splitsdk.convert.mixed import Precision, to_mixed_tflite
 from splitsdk.convert.onnx_split import convert_onnx_halves, fake_quantize_onnx
 from splitsdk.convert.split import cloud_model, edge_model, edge_with_probe, fake_quantize_weights
 from splitsdk.convert.tflite import to_float_tflite, to_int8_tflite
-from splitsdk.convert.verify import Verification, simulate, simulated_edge, verify_bundle
+from splitsdk.convert.verify import (
+    Verification,
+    held_out_split,
+    simulate,
+    simulated_edge,
+    simulated_onnx,
+    verify_bundle,
+)
 from splitsdk.errors import ConvertError, PlanError, TargetError
 from splitsdk.graph import LayerGraph, load_graph, model_sha256
 from splitsdk.graph.keras_import import call_outputs
-from splitsdk.plan.schema import Plan, Solution, load_plan
+from splitsdk.outputs import check_replaceable, replace_dir
+from splitsdk.plan.schema import Plan, Solution, load_plan, plan_text
 from splitsdk.profile.types import FLOAT_BITS
 from splitsdk.quant import load_dataset
 from splitsdk.quant.sensitivity import activation_runner
-from splitsdk.runtime import io_details, match_outputs
+from splitsdk.runtime import io_details, match_outputs, tensor_key
 from splitsdk.target import load_target
-from splitsdk.wire.bundle import wire_quant_params
+from splitsdk.wire.bundle import (
+    DEFAULT_POSTPROCESS,
+    MANIFEST,
+    InputSpec,
+    Manifest,
+    ManifestCrossing,
+    PrecisionRecord,
+    wire_quant_params,
+    write_manifest,
+)
 from splitsdk.wire.packing import build_lut
 
-MANIFEST_VERSION = 1
 EDGE_CONTAINER_BITS = 8
+
+
+class ConvertArgumentError(ConvertError):
+    """A `convert_plan` argument out of range; `parameter` names it (the CLI reports its flag instead)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
 
 
 @dataclass
@@ -50,7 +76,7 @@ class ConvertReport:
     edge_tflite_bytes: int
     predicted_edge_weight_bytes: int
     emulated_layers: list[str]
-    crossing: list[dict[str, Any]]
+    crossing: tuple[ManifestCrossing, ...]
     precisions: dict[str, str] = field(default_factory=dict)  # edge layer -> what it executes in edge.tflite
     verification: Verification | None = None
     notes: list[str] = field(default_factory=list)
@@ -61,12 +87,28 @@ class ConvertReport:
         return self.edge_tflite_bytes / max(self.predicted_edge_weight_bytes, 1)
 
 
-def plan_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _plan_file(plan: Plan | str | Path) -> tuple[Plan, bytes, str]:
+    """The plan, the bytes of the bundle's plan.json (and manifest.plan_sha256) and its name in errors."""
+    if isinstance(plan, Plan):
+        return plan, plan_text(plan, "plan").encode(), "plan"
+    path = Path(plan)
+    loaded = load_plan(path)
+    return loaded, path.read_bytes(), str(path)
+
+
+def _check_arguments(samples: int, input_scale: float, input_offset: float, postprocess: dict[str, Any]) -> None:
+    if samples < 1:
+        raise ConvertArgumentError("samples", f"must be >= 1, got {samples}")
+    if not (math.isfinite(input_scale) and input_scale > 0):
+        raise ConvertArgumentError("input_scale", f"must be a finite number > 0, got {input_scale}")
+    if not math.isfinite(input_offset):
+        raise ConvertArgumentError("input_offset", f"must be a finite number, got {input_offset}")
+    if not isinstance(postprocess.get("kind"), str) or not postprocess["kind"]:
+        raise ConvertArgumentError("postprocess", f"needs a non-empty string 'kind', got {postprocess!r}")
 
 
 def _check_plan_against(plan: Plan, graph: LayerGraph, model: Path, src: str) -> None:
-    if plan.model["sha256"] != model_sha256(model):
+    if plan.model.sha256 != model_sha256(model):
         raise PlanError(f"{src}: model.sha256 does not match {model} (the plan was made for another model)")
     missing = [n for n in plan.solution.edge_layers if n not in graph]
     if missing:
@@ -163,10 +205,13 @@ def _onnx_halves(
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "model.onnx"
         src.write_bytes(source.SerializeToString())
-        edge, cloud = convert_onnx_halves(
-            src, list(graph.inputs), crossing, list(graph.outputs), calib,
-            edge_only=sol.kind == "EDGE_ONLY", cloud_only=sol.kind == "CLOUD_ONLY", edge_float=mixed,
-        )
+        try:
+            edge, cloud = convert_onnx_halves(
+                src, list(graph.inputs), crossing, list(graph.outputs), calib,
+                edge_only=sol.kind == "EDGE_ONLY", cloud_only=sol.kind == "CLOUD_ONLY", edge_float=mixed,
+            )
+        except ConvertError as exc:  # name the user's model, not the scratch copy
+            raise ConvertError(f"{model}: {exc}") from None
         onnx_graph = copy.copy(graph)
         onnx_graph.source = source  # the ONNX model with the emulated low-bit weights
         runner = activation_runner(onnx_graph, crossing) if sol.kind != "CLOUD_ONLY" else None
@@ -190,14 +235,17 @@ def _onnx_halves(
         if sol.kind == "EDGE_ONLY":  # the results cross: the cloud passes them through
             import keras
 
-            ins = [keras.Input(shape=graph.tensors[t].shape) for t in crossing]
+            ins = [keras.Input(shape=graph.tensors[t].shape, name=tensor_key(t)) for t in crossing]  # bound by name
             identity = keras.Model(ins, [keras.layers.Identity()(i) for i in ins])
             (folder / "cloud.tflite").write_bytes(to_float_tflite(identity) or b"")
         else:
             (folder / "cloud.tflite").write_bytes(cloud)
 
+    widths = {n: p.activations for n, p in want.items()}
     return Halves(edge=edge, edge_reference=reference, write_cloud=write_cloud, cloud_name="cloud.tflite",
-                  emulated=emulated, executed=executed)
+                  emulated=emulated, executed=executed,
+                  simulate=lambda c, bits, x: simulated_onnx(graph, layers, crossing, dict(sol.weight_bits), widths,
+                                                             bits, c)(x))
 
 
 def is_mixed(want: dict[str, Precision]) -> bool:
@@ -207,7 +255,7 @@ def is_mixed(want: dict[str, Precision]) -> bool:
 
 def _precision_record(
     sol: Solution, want: dict[str, Precision], executed: dict[str, Precision] | None, emulated: list[str]
-) -> dict[str, Any]:
+) -> PrecisionRecord:
     if executed is None:
         runtime = "int8 static (TFLite full-integer), float input, int8 outputs"
         layers = {n: "int8" for n in sol.edge_layers}
@@ -216,19 +264,19 @@ def _precision_record(
         runtime = f"per-layer mix ({', '.join(modes)}; ai-edge-quantizer), int8 input and outputs"
         # a layer with no op of its own (fused by the converter) runs as its plan says, inside its neighbour
         layers = {n: executed[n].name if n in executed else f"{want[n].name} (fused)" for n in sol.edge_layers}
-    return {
-        "edge_runtime": runtime,
-        "layers": layers,
-        "weight_bits": dict(sol.weight_bits),
-        "activation_bits": dict(sol.activation_bits),
-        "emulated_layers": emulated,
-        "note": "weights below 8 bits are fake-quantised onto their grid and stored in int8; activations "
-                "below 8 bits execute as int8; only the transmitted tensors are reduced to their bits",
-    }
+    return PrecisionRecord(
+        edge_runtime=runtime,
+        layers=layers,
+        weight_bits=dict(sol.weight_bits),
+        activation_bits=dict(sol.activation_bits),
+        emulated_layers=tuple(emulated),
+        note="weights below 8 bits are fake-quantised onto their grid and stored in int8; activations "
+             "below 8 bits execute as int8; only the transmitted tensors are reduced to their bits",
+    )
 
 
 def convert_plan(
-    plan_path: str | Path,
+    plan: Plan | str | Path,
     model: str | Path,
     out: str | Path,
     calib: str | Path | None = None,
@@ -237,17 +285,25 @@ def convert_plan(
     input_offset: float = 0.0,
     postprocess: dict[str, Any] | None = None,
     verify: bool = True,
+    force: bool = False,
 ) -> ConvertReport:
-    """Write the bundle for `plan_path` to `out` and verify it on the host."""
-    plan_path, model, out = Path(plan_path), Path(model), Path(out)
-    plan = load_plan(plan_path)
-    src = str(plan_path)
+    """Write the bundle for `plan` (a Plan, or a plan.json path) to `out` and verify it on the host.
+    An existing `out` that is not a bundle (no manifest.json) is refused unless `force`.
+
+    Bad arguments raise ConvertArgumentError naming the parameter; a bad plan PlanError naming its field."""
+    model, out = Path(model), Path(out)
+    postprocess = dict(postprocess or DEFAULT_POSTPROCESS)
+    _check_arguments(samples, input_scale, input_offset, postprocess)
+    check_replaceable(out, MANIFEST, "bundle", ConvertError, force)
+    plan, plan_bytes, src = _plan_file(plan)
     graph = load_graph(model)
     _check_plan_against(plan, graph, model, src)
     want = layer_precisions(plan, graph, src)
     if len(graph.inputs) != 1:
         raise ConvertError(f"{model}: bundles are made for single-input camera models")
-    data = load_dataset(calib, graph.tensors[graph.inputs[0]].shape, samples=samples)
+    # calibrate on `samples` samples, verify on others (random inputs: as many again, up to 32)
+    loaded = load_dataset(calib, graph.tensors[graph.inputs[0]].shape, samples=samples + min(samples, 32))
+    data, held_out = held_out_split(loaded, samples)
 
     sol = plan.solution
     crossing = [c.tensor for c in sol.crossing] if sol.kind != "EDGE_ONLY" else list(graph.outputs)
@@ -263,49 +319,47 @@ def convert_plan(
     outs = [tfl_outs[i] for i in order]
     emulated = halves.emulated
 
-    manifest_crossing = []
+    wire = []
     for t, o in zip(crossing, outs, strict=True):
-        b = min(bits.get(t, EDGE_CONTAINER_BITS), EDGE_CONTAINER_BITS)
+        b = bits.get(t, EDGE_CONTAINER_BITS)  # the plan's crossing bits are 1..8 (load_plan refuses more)
         scale, zp = wire_quant_params(o.scale, o.zero_point, b)
-        manifest_crossing.append({
-            "tensor": t, "shape": list(o.shape), "edge_scale": o.scale, "edge_zero_point": o.zero_point,
-            "bits": b, "scale": scale, "zero_point": zp, "edge_output": o.index,
-            "lut": [int(v) for v in build_lut(o.scale, o.zero_point, scale, zp, b)],
-        })
-    manifest = {
-        "schema_version": MANIFEST_VERSION,
-        "plan_sha256": plan_sha256(plan_path),
-        "kind": sol.kind,
-        "target": plan.target,
-        "input": {"shape": list(graph.tensors[graph.inputs[0]].shape), "dtype": "uint8",
-                  "scale": input_scale, "offset": input_offset},
-        "edge_model": "edge.tflite",
-        "cloud_model": halves.cloud_name,
-        "crossing": manifest_crossing,
-        "postprocess": postprocess or {"kind": "topk", "k": 5},
-        "precision": _precision_record(sol, want, halves.executed, emulated),
-    }
+        wire.append(ManifestCrossing(
+            tensor=t, shape=tuple(o.shape), edge_scale=float(o.scale), edge_zero_point=int(o.zero_point), bits=b,
+            scale=scale, zero_point=int(zp), lut=tuple(int(v) for v in build_lut(o.scale, o.zero_point, scale, zp, b)),
+            edge_output=int(o.index),
+        ))
+    precision = _precision_record(sol, want, halves.executed, emulated)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "edge.tflite").write_bytes(edge_bytes)
         halves.write_cloud(tmp)
-        if (tmp / "cloud.tflite").exists():
-            manifest["cloud_tflite"] = "cloud.tflite"
-        shutil.copyfile(plan_path, tmp / "plan.json")
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        (tmp / "plan.json").write_bytes(plan_bytes)
+        write_manifest(tmp, Manifest(
+            plan_sha256=hashlib.sha256(plan_bytes).hexdigest(),
+            kind=sol.kind,
+            target=plan.target,
+            input=InputSpec(shape=tuple(graph.tensors[graph.inputs[0]].shape), dtype="uint8", scale=input_scale,
+                            offset=input_offset),
+            edge_model="edge.tflite",
+            cloud_model=halves.cloud_name,
+            cloud_tflite="cloud.tflite" if (tmp / "cloud.tflite").exists() else None,
+            crossing=tuple(wire),
+            postprocess=postprocess,
+            precision=precision,
+        ))
         report = ConvertReport(
             bundle=out, kind=sol.kind, edge_tflite_bytes=len(edge_bytes),
             predicted_edge_weight_bytes=sol.predicted.edge_weight_bytes, emulated_layers=emulated,
-            crossing=manifest_crossing, precisions=dict(manifest["precision"]["layers"]),
+            crossing=tuple(wire), precisions=dict(precision.layers),
         )
         if verify:
-            wire_bits = [c["bits"] for c in manifest_crossing]
+            wire_bits = [c.bits for c in wire]
             sim = None if halves.simulate is None else partial(halves.simulate, data.x, wire_bits)
-            report.verification = verify_bundle(tmp, graph, data, predicted_error=sol.predicted.error, simulated=sim)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+            report.verification = verify_bundle(tmp, graph, held_out or data, predicted_error=sol.predicted.error,
+                                                simulated=sim, calibration=data if held_out else None)
+        check_replaceable(out, MANIFEST, "bundle", ConvertError, force)  # it may have appeared meanwhile
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -22,6 +22,8 @@ class FakeQuant(keras.layers.Layer):
         self.lo, self.hi, self.bits, self.symmetric = float(lo), float(hi), int(bits), bool(symmetric)
 
     def call(self, x: Any) -> Any:
+        # Keras marks some tensors sparse (MobileNetV3's hard-sigmoid `x * (1/6)`): a rounding grid is dense
+        x = keras.ops.convert_to_tensor(x, sparse=False)
         return fake_quantize(x, self.lo, self.hi, self.bits, self.symmetric, ops=keras.ops)
 
     def get_config(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 from splitsdk.graph import LayerGraph
 from splitsdk.graph.keras_import import call_outputs
 from splitsdk.quant import Dataset
-from splitsdk.runtime import run_tflite
+from splitsdk.runtime import output_order, run_tflite
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Verification:
     agreement: float  # fraction of samples whose argmax (first output) agrees with the float model
     accuracy_float: float | None = None
     accuracy_split: float | None = None
+    held_out: bool = True  # measured on samples the converter did not calibrate on
+    in_sample_mse: float | None = None  # the output MSE on the calibration samples, for comparison
 
     @property
     def accuracy_drop(self) -> float | None:
@@ -33,8 +36,10 @@ class Verification:
         return (self.accuracy_float - self.accuracy_split) * 100.0
 
 
-def split_pipeline(bundle_dir: Path, x: np.ndarray) -> list[np.ndarray]:
-    """What camera + receiver compute: int8 edge model, wire quantisation and packing, float cloud model."""
+def split_pipeline(bundle_dir: Path, x: np.ndarray, outputs: list[np.ndarray] | None = None,
+                   output_names: list[str] | None = None) -> list[np.ndarray]:
+    """What camera + receiver compute: int8 edge model, wire quantisation and packing, float cloud model. A TFLite
+    cloud model's outputs come in the order of `outputs` (values shaped like them, named `output_names`)."""
     import keras
 
     from splitsdk.wire.bundle import load_bundle
@@ -47,11 +52,16 @@ def split_pipeline(bundle_dir: Path, x: np.ndarray) -> list[np.ndarray]:
         q = edge_out[c.edge_output]
         rows = []
         for sample in q:
-            wire = pack(requantize_lut(sample.astype(np.int8), c.lut), c.bits)
+            wire = pack(requantize_lut(sample.astype(np.int8), c.lut_table), c.bits)
             rows.append(unpack_dequantize(wire, c.shape, c.bits, c.scale, c.zero_point))
         cloud_in.append(np.stack(rows))
     if bundle.cloud_model.suffix == ".tflite":  # ONNX-sourced bundles ship the cloud half as float TFLite
-        return run_tflite(bundle.cloud_model.read_bytes(), cloud_in)
+        content = bundle.cloud_model.read_bytes()
+        got = run_tflite(content, cloud_in, [c.tensor for c in bundle.crossing])
+        if outputs is None:
+            return got
+        order = output_order(content, [tuple(int(d) for d in o.shape[1:]) for o in outputs], names=output_names)
+        return [got[i] for i in order]
     cloud = keras.models.load_model(bundle.cloud_model, compile=False)
     out = cloud.predict(cloud_in if len(cloud_in) > 1 else cloud_in[0], verbose=0)
     return [np.asarray(o) for o in (out if isinstance(out, list | tuple) else [out])]
@@ -132,17 +142,66 @@ def simulate(edge: Any, cloud: Any, calib: np.ndarray, bits: list[int], x: np.nd
     return call_outputs(cloud, sent)
 
 
+def simulated_onnx(
+    graph: LayerGraph,
+    edge_layers: list[str],
+    crossing: list[str],
+    weight_bits: dict[str, int],
+    widths: dict[str, int],
+    crossing_bits: list[int],
+    calib: np.ndarray,
+) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """`simulated_edge` + `simulate` for an ONNX model, in onnxruntime: every edge kernel on its b-bit grid (8
+    included), the input and each edge layer's output on the grid of its width over the range the float model
+    shows on `calib` (the runtime's fixed ranges for softmax, sigmoid, tanh), then each sent tensor on its
+    b-bit grid; the cloud half in float. Returns x -> the model's outputs (channels-last)."""
+    from splitsdk.plan.onnx_accuracy import Grid, fake_quant_model, run_fake_quant
+    from splitsdk.quant.sensitivity import activation_runner
+
+    produced = {graph.layer(n).outputs[0]: n for n in edge_layers}
+    watched = list(dict.fromkeys([*graph.inputs, *produced, *crossing]))
+    ranges = {t: (float(v.min()), float(v.max())) for t, v in zip(watched, activation_runner(graph, watched)(calib),
+                                                                 strict=True)}
+    grids: dict[str, list[Grid]] = {t: [Grid(*ranges[t], 8)] for t in graph.inputs}
+    for t, n in produced.items():
+        if widths[n] < 32:
+            lo, hi = FIXED_RANGES.get(_activation(graph, n) or "", ranges[t])
+            grids[t] = [Grid(lo, hi, widths[n], symmetric=widths[n] == 16)]
+    for t, b in zip(crossing, crossing_bits, strict=True):
+        grids[t] = [*grids.get(t, []), Grid(*ranges[t], b)]
+    proto = fake_quant_model(graph, {n: weight_bits.get(n, 8) for n in edge_layers if graph.layer(n).quantizable},
+                             grids, container=True)
+    return lambda x: run_fake_quant(graph, proto, x, list(graph.outputs))
+
+
 def _mse(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return float(np.mean([np.mean((u - v) ** 2) for u, v in zip(a, b, strict=True)]))
 
 
+def held_out_split(data: Dataset, calib_samples: int, limit: int = 32) -> tuple[Dataset, Dataset | None]:
+    """(calibration, held-out verification) samples of `data`: the first `calib_samples` calibrate and up to
+    `limit` of the rest verify; when `data` holds no more than that, its last quarter is held out (None: a
+    single sample, verified in-sample)."""
+    import dataclasses
+
+    n = len(data.x)
+    cut = calib_samples if n > calib_samples else n - n // 4
+    if cut >= n:
+        return data, None
+    ys = (None, None) if data.y is None else (data.y[:cut], data.y[cut : cut + limit])
+    return (dataclasses.replace(data, x=data.x[:cut], y=ys[0]),
+            dataclasses.replace(data, x=data.x[cut : cut + limit], y=ys[1]))
+
+
 def verify_bundle(
-    bundle_dir: Path, graph: LayerGraph, data: Dataset, predicted_error: float, simulated: Any, limit: int = 32
+    bundle_dir: Path, graph: LayerGraph, data: Dataset, predicted_error: float, simulated: Any, limit: int = 32,
+    calibration: Dataset | None = None,
 ) -> Verification:
-    """`simulated(x) -> outputs` is the plan's float simulation (see `simulate`), or None."""
+    """`simulated(x) -> outputs` is the plan's float simulation (see `simulate`), or None. `data` should be held
+    out from the `calibration` samples the bundle was calibrated on (whose output MSE is reported beside)."""
     x = data.x[:limit]
     full = full_model_outputs(graph, x)
-    split = split_pipeline(bundle_dir, x)
+    split = split_pipeline(bundle_dir, x, full, list(graph.outputs))
     mse = _mse(full, split)
     sim_mse = _mse(full, simulated(x)) if simulated is not None else float("nan")
     max_abs = float(max(np.max(np.abs(a - b)) for a, b in zip(full, split, strict=True)))
@@ -154,4 +213,10 @@ def verify_bundle(
         acc_f = float(np.mean(np.argmax(f0, 1) == y))
         acc_s = float(np.mean(np.argmax(s0, 1) == y))
     power = float(np.mean([np.mean(a**2) for a in full])) or 1.0
-    return Verification(len(x), mse, max_abs, mse / power, predicted_error, sim_mse, agreement, acc_f, acc_s)
+    in_sample = None
+    if calibration is not None:
+        c = calibration.x[:limit]
+        ref = full_model_outputs(graph, c)
+        in_sample = _mse(ref, split_pipeline(bundle_dir, c, ref, list(graph.outputs)))
+    return Verification(len(x), mse, max_abs, mse / power, predicted_error, sim_mse, agreement, acc_f, acc_s,
+                        held_out=calibration is not None, in_sample_mse=in_sample)

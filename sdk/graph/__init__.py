@@ -2,11 +2,11 @@
 
 from splitsdk.graph.keras_import import build_keras, run_layers
 from splitsdk.graph.loader import load_graph, load_keras_model, model_sha256
-from splitsdk.graph.model import Crossing, Layer, LayerGraph, SplitCandidate, TensorInfo
+from splitsdk.graph.model import CutTensor, Layer, LayerGraph, SplitCandidate, TensorInfo
 from splitsdk.graph.optimize import optimize
 
 __all__ = [
-    "Crossing",
+    "CutTensor",
     "Layer",
     "LayerGraph",
     "SplitCandidate",

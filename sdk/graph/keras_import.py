@@ -3,38 +3,39 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from splitsdk.errors import ModelError, UnsupportedLayerError
+from splitsdk.errors import DynamicShapeError, ModelError, UnsupportedLayerError
 from splitsdk.graph.model import Layer, LayerGraph, TensorInfo
 
-# Layers that move or reshape data but do no arithmetic.
+# A model input's dynamic dims fixed: one per-sample shape (the first input), or one per input name.
+InputShape = Sequence[int] | Mapping[str, Sequence[int]]
+
+# Layers that move or reshape data but do no arithmetic (every rank: ZeroPadding1D/2D/3D, ...).
 ZERO_COST = {
-    "InputLayer", "Reshape", "Flatten", "Concatenate", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D",
-    "Cropping2D", "Permute", "RepeatVector", "UpSampling1D", "UpSampling2D", "Dropout", "SpatialDropout1D",
-    "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-    "Identity", "Embedding", "Masking",
+    "InputLayer", "Reshape", "Flatten", "Concatenate", "Permute", "RepeatVector", "Dropout", "SpatialDropout1D",
+    "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+    "ActivityRegularization", "Identity", "Embedding", "Masking",
 }
+ZERO_COST_PREFIXES = ("ZeroPadding", "Cropping", "UpSampling")
 # Layers that are no-ops at inference and are removed by the optimiser.
 INFERENCE_NOOPS = {
-    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-    "ActivityRegularization", "Identity",
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout",
+    "AlphaDropout", "ActivityRegularization", "Identity",
 }
 ACTIVATION_LAYERS = {"ReLU", "Activation", "LeakyReLU", "ELU", "Softmax", "PReLU"}
 MERGE_LAYERS = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"}
-POOLING = {"MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D"}
-GLOBAL_POOLING = {
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-}
-RECURRENT = {"LSTM", "GRU", "SimpleRNN"}
-WEIGHTED = {
-    "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Dense",
-    "BatchNormalization", "LayerNormalization", "Bidirectional", "PReLU", *RECURRENT,
-}
+POOLING_PREFIXES = ("MaxPooling", "AveragePooling")
+GLOBAL_POOLING_PREFIXES = ("GlobalAveragePooling", "GlobalMaxPooling")
+RECURRENT = {"LSTM", "GRU", "SimpleRNN", "RNN"}
+CONVOLUTIONS = {"Conv1D", "Conv2D", "Conv3D", "Dense"}
+DEPTHWISE = {"DepthwiseConv1D", "DepthwiseConv2D"}
+SEPARABLE = {"SeparableConv1D", "SeparableConv2D"}
+TRANSPOSED = {"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"}
 
 
 @dataclass
@@ -63,20 +64,26 @@ def _count(x: Any) -> int:
 
 
 def _macs(op: Any, op_type: str, in_shapes: list[tuple[int, ...]], out_shapes: list[tuple[int, ...]]) -> int:
+    """Multiply-accumulates of one call: products where a rule exists, one operation per output element else."""
     out_el = sum(math.prod(s) for s in out_shapes)
     in_el = sum(math.prod(s) for s in in_shapes)
-    if op_type in ("Conv1D", "Conv2D", "Conv3D", "Dense"):
+    if op_type in CONVOLUTIONS or op_type == "EinsumDense":
         k = op.kernel
         return out_el // int(k.shape[-1]) * _count(k)
-    if op_type == "DepthwiseConv2D":
+    if op_type in DEPTHWISE:
         k = op.kernel
-        return out_el // (int(k.shape[2]) * int(k.shape[3])) * _count(k)
-    if op_type == "SeparableConv2D":
+        return out_el // (int(k.shape[-2]) * int(k.shape[-1])) * _count(k)
+    if op_type in SEPARABLE:
         spatial = out_el // int(op.pointwise_kernel.shape[-1])
         return spatial * (_count(op.depthwise_kernel) + _count(op.pointwise_kernel))
-    if op_type == "Conv2DTranspose":
+    if op_type in TRANSPOSED:
         return in_el // int(op.kernel.shape[-1]) * _count(op.kernel)
-    if op_type in RECURRENT:
+    if op_type.startswith("ConvLSTM"):
+        cell = op.cell
+        rank = len(cell.kernel.shape) - 2
+        steps = in_shapes[0][0]
+        return steps * math.prod(out_shapes[0][-1 - rank : -1]) * (_count(cell.kernel) + _count(cell.recurrent_kernel))
+    if op_type in RECURRENT and hasattr(getattr(op, "cell", None), "kernel"):
         steps = in_shapes[0][0] if len(in_shapes[0]) > 1 else 1
         cell = op.cell
         return steps * (_count(cell.kernel) + _count(cell.recurrent_kernel))
@@ -84,15 +91,40 @@ def _macs(op: Any, op_type: str, in_shapes: list[tuple[int, ...]], out_shapes: l
         return _macs(op.forward_layer, type(op.forward_layer).__name__, in_shapes, out_shapes) + _macs(
             op.backward_layer, type(op.backward_layer).__name__, in_shapes, out_shapes
         )
-    if op_type in POOLING:
+    if op_type == "TimeDistributed":
+        steps = in_shapes[0][0]
+        return steps * _macs(op.layer, type(op.layer).__name__, [s[1:] for s in in_shapes], [s[1:] for s in out_shapes])
+    if op_type == "MultiHeadAttention":
+        return _attention_macs(op, in_shapes)
+    if op_type in ("Attention", "AdditiveAttention"):
+        (tq, dim), (tv, dv) = in_shapes[0][-2:], in_shapes[1][-2:]
+        return tq * tv * (dim + dv)
+    if op_type.startswith(POOLING_PREFIXES):
         return out_el * math.prod(op.pool_size)
-    if op_type in GLOBAL_POOLING:
+    if op_type.startswith(GLOBAL_POOLING_PREFIXES):
         return in_el
     if op_type in MERGE_LAYERS:
         return out_el * max(len(in_shapes) - 1, 1)
-    if op_type in ZERO_COST:
+    if op_type in ZERO_COST or op_type.startswith(ZERO_COST_PREFIXES):
         return 0
-    return out_el  # element-wise (activations, normalisation, resizing...)
+    return out_el  # element-wise (activations, normalisation, rescaling, ...)
+
+
+def _attention_macs(op: Any, in_shapes: list[tuple[int, ...]]) -> int:
+    """Projections (positions x kernel) plus the score and context products of every head."""
+    q_len = math.prod(in_shapes[0][:-1])
+    v_len = math.prod(in_shapes[1][:-1]) if len(in_shapes) > 1 else q_len
+    k_len = math.prod(in_shapes[2][:-1]) if len(in_shapes) > 2 else v_len
+
+    def proj(name: str, positions: int) -> int:
+        dense = getattr(op, name, None)
+        return positions * _count(dense.kernel) if dense is not None else 0
+
+    key_dim = int(op.key_dim)
+    value_dim = int(op.value_dim or key_dim)
+    heads = q_len * k_len * int(op.num_heads) * (key_dim + value_dim)
+    return (proj("_query_dense", q_len) + proj("_key_dense", k_len) + proj("_value_dense", v_len)
+            + proj("_output_dense", q_len) + heads)
 
 
 def _attrs(op: Any, op_type: str, in_shapes: list[tuple[int, ...]]) -> dict[str, Any]:
@@ -125,6 +157,7 @@ class _Importer:
         self.tensors: dict[str, TensorInfo] = {}
         self.weight_keys: dict[int, str] = {}
         self.used_names: set[str] = set()
+        self.dynamic = False  # some tensor has a dynamic (None) dim: shapes are replayed on fixed inputs
 
     def unique(self, name: str) -> str:
         base, k = name, 1
@@ -167,24 +200,37 @@ class _Importer:
         for kt, tname in zip(node.outputs, outputs, strict=True):
             mapping[id(kt)] = tname
             self.tensors[tname] = TensorInfo(tname, _shape(kt), str(kt.dtype), name)
-        in_shapes = [_shape(kt) for kt in in_kts]
-        key = self.weight_keys.setdefault(id(op), name)
-        weights = sum(_count(w) for w in getattr(op, "weights", []))
-        self.layers.append(
-            Layer(
-                name=name,
-                op=op_type,
-                inputs=[mapping[id(kt)] for kt in in_kts],
-                outputs=outputs,
-                weights=weights,
-                macs=_macs(op, op_type, in_shapes, [self.tensors[t].shape for t in outputs])
-                + (sum(self.tensors[t].elements for t in outputs) if _activation_name(op, op_type) else 0),
-                weight_key=key,
-                activation=_activation_name(op, op_type),
-                attrs=_attrs(op, op_type, in_shapes),
-                source=KerasCall(op, node, {id(kt): mapping[id(kt)] for kt in in_kts}),
-            )
+            self.dynamic = self.dynamic or any(d is None for d in kt.shape[1:])
+        layer = Layer(
+            name=name,
+            op=op_type,
+            inputs=[mapping[id(kt)] for kt in in_kts],
+            outputs=outputs,
+            weights=_weight_count(op, op_type),
+            weight_key=self.weight_keys.setdefault(id(op), name),
+            activation=_activation_name(op, op_type),
+            source=KerasCall(op, node, {id(kt): mapping[id(kt)] for kt in in_kts}),
         )
+        _measure(layer, self.tensors)
+        self.layers.append(layer)
+
+
+def _weight_count(op: Any, op_type: str) -> int:
+    """The values a layer ships: its weights, a batch norm's as the per-channel scale and offset TFLite
+    applies (MUL + ADD; the moving mean and variance are folded into them, not counted)."""
+    if op_type == "BatchNormalization":
+        return 2 * _count(op.moving_mean)
+    return sum(_count(w) for w in getattr(op, "weights", []))
+
+
+def _measure(layer: Layer, tensors: Mapping[str, TensorInfo]) -> None:
+    """Set a Keras layer's MACs and geometry from the shapes of its tensors."""
+    op = layer.source.op
+    in_shapes = [tensors[t].shape for t in layer.inputs]
+    out_shapes = [tensors[t].shape for t in layer.outputs]
+    act = sum(math.prod(s) for s in out_shapes) if layer.activation else 0
+    layer.macs = _macs(op, layer.op, in_shapes, out_shapes) + act
+    layer.attrs = _attrs(op, layer.op, in_shapes)
 
 
 def _activation_name(op: Any, op_type: str) -> str | None:
@@ -212,19 +258,28 @@ def _functional_of(op: Any) -> Any:
 
 
 def _check_supported(op: Any, op_type: str, where: str) -> None:
-    module = type(op).__module__
-    builtin = module.startswith("keras.")
-    if not builtin:
-        raise UnsupportedLayerError(f"{where}: unsupported layer type {op_type} (custom class from {module})")
+    """Built-in layers and registered custom layers are analysed; a Lambda or an unregistered class is not."""
+    import keras
+
     if op_type == "Lambda":
-        raise UnsupportedLayerError(f"{where}: unsupported layer type Lambda (arbitrary Python code)")
-    has_weights = bool(getattr(op, "weights", []))
-    if has_weights and op_type not in WEIGHTED:
-        raise UnsupportedLayerError(f"{where}: unsupported layer type {op_type}")
+        raise UnsupportedLayerError(
+            f"{where} is a Lambda: its Python code can be neither analysed nor shipped; replace it with built-in "
+            "layers or a custom layer class registered with @keras.saving.register_keras_serializable()"
+        )
+    cls = type(op)
+    if cls.__module__.startswith("keras."):
+        return
+    if keras.saving.get_registered_object(keras.saving.get_registered_name(cls)) is not cls:
+        raise UnsupportedLayerError(
+            f"{where} (class {cls.__name__} from {cls.__module__}) is a custom layer that is not registered: "
+            "decorate the class with @keras.saving.register_keras_serializable() so that it can be saved and rebuilt"
+        )
 
 
-def import_keras(model: Any, origin: str = "<keras.Model>") -> LayerGraph:
-    """Build a LayerGraph from an in-memory Keras 3 model."""
+def import_keras(model: Any, origin: str = "<keras.Model>", input_shape: InputShape | None = None) -> LayerGraph:
+    """Build a LayerGraph from an in-memory Keras 3 model.
+
+    Dynamic (None) input dims are fixed from `input_shape` (see `load_graph`), else refused."""
     import keras
 
     if isinstance(model, keras.Sequential):
@@ -238,12 +293,68 @@ def import_keras(model: Any, origin: str = "<keras.Model>") -> LayerGraph:
     imp = _Importer(origin)
     mapping: dict[int, str] = {}
     inputs: list[TensorInfo] = []
+    dims: dict[str, tuple[int | None, ...]] = {}
     for kt in functional.inputs:
         name = imp.unique(kt.name)
         mapping[id(kt)] = name
         inputs.append(TensorInfo(name, _shape(kt), str(kt.dtype), None))
+        imp.tensors[name] = inputs[-1]
+        dims[name] = tuple(None if d is None else int(d) for d in kt.shape[1:])
     outputs = imp.walk(functional, "", mapping)
-    return LayerGraph(model.name, inputs, outputs, imp.layers, imp.tensors, source_format="keras", source=model)
+    graph = LayerGraph(model.name, inputs, outputs, imp.layers, imp.tensors, source_format="keras", source=model)
+    fixed = _fixed_input_shapes(origin, dims, input_shape, graph.notes)
+    if imp.dynamic or any(None in d for d in dims.values()):
+        _reshape(origin, graph, fixed)
+    return graph
+
+
+def _fixed_input_shapes(
+    origin: str, dims: dict[str, tuple[int | None, ...]], input_shape: InputShape | None, notes: list[str]
+) -> dict[str, tuple[int, ...]]:
+    """Each input's per-sample shape, dynamic dims fixed from `input_shape` (a note for each fixed input)."""
+    names = list(dims)
+    given = dict(input_shape) if isinstance(input_shape, Mapping) else (
+        {names[0]: input_shape} if input_shape is not None and names else {})
+    fixed: dict[str, tuple[int, ...]] = {}
+    for name, shape in dims.items():
+        labels = {3: "HWC", 4: "DHWC"}.get(len(shape), "")
+        label = [labels[i] if labels else f"dim {i + 1}" for i in range(len(shape))]
+        want = given.pop(name, None)
+        if want is None:
+            if None in shape:
+                dyn_labels = ", ".join(label[i] for i, d in enumerate(shape) if d is None)
+                raise DynamicShapeError(f"{origin}: input '{name}' has dynamic dims {dyn_labels}: give --input-shape "
+                                 "or calibration data")
+            fixed[name] = tuple(int(d) for d in shape if d is not None)
+            continue
+        fix = tuple(int(d) for d in want)
+        if len(fix) != len(shape) or any(d is not None and d != w for d, w in zip(shape, fix, strict=False)):
+            raise ModelError(f"{origin}: input '{name}': input shape {fix} does not fit the model's "
+                             f"{tuple('?' if d is None else d for d in shape)}")
+        dyn = [i for i, d in enumerate(shape) if d is None]
+        if dyn:
+            notes.append(f"input '{name}': dynamic dims {', '.join(label[i] for i in dyn)} fixed to "
+                         f"{', '.join(str(fix[i]) for i in dyn)} from the given input shape")
+        fixed[name] = fix
+    if given:
+        raise ModelError(f"{origin}: input_shape names no input {next(iter(given))!r} (inputs: {', '.join(names)})")
+    return fixed
+
+
+def _reshape(origin: str, graph: LayerGraph, fixed: dict[str, tuple[int, ...]]) -> None:
+    """Replay the layers on inputs of the `fixed` shapes: every tensor's shape, MACs and geometry follow."""
+    import keras
+
+    feeds = {t: keras.Input(shape=shape, dtype=graph.tensors[t].dtype) for t, shape in fixed.items()}
+    values = run_layers(graph, feeds)
+    for t, v in values.items():
+        shape = tuple(v.shape[1:])
+        if any(d is None for d in shape):
+            raise ModelError(f"{origin}: tensor '{t}' has a dynamic shape {shape} even with the inputs fixed")
+        info = graph.tensors[t]
+        graph.tensors[t] = TensorInfo(info.name, tuple(int(d) for d in shape), info.dtype, info.producer)
+    for layer in graph.layers():
+        _measure(layer, graph.tensors)
 
 
 def call_outputs(model: Any, inputs: list[Any]) -> list[np.ndarray]:

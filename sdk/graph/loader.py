@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from splitsdk.errors import ModelError, SplitSdkError, first_line
-from splitsdk.graph.keras_import import import_keras
+from splitsdk.graph.keras_import import InputShape, import_keras
 from splitsdk.graph.model import LayerGraph
 from splitsdk.graph.optimize import optimize
 
@@ -50,7 +50,44 @@ def load_keras_model(path: Path) -> Any:
     except SplitSdkError:
         raise
     except Exception as exc:  # Keras raises many types for unreadable files
-        raise ModelError(f"{path}: cannot load Keras model: {first_line(exc)}") from exc
+        reason = _unloadable_layer(path) if path.suffix == ".keras" else None
+        raise ModelError(f"{path}: {reason or 'cannot load Keras model: ' + first_line(exc)}") from exc
+
+
+def _unloadable_layer(path: Path) -> str | None:
+    """Why a .keras archive does not load, when a layer is to blame: a Lambda (its code is not loaded)
+    or a custom class this process has not registered; None otherwise."""
+    import json
+
+    import keras
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    todo: list[Any] = [config]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, list):
+            todo.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        todo.extend(item.values())
+        cls, module = item.get("class_name"), str(item.get("module") or "")
+        name = item.get("config", {}).get("name") if isinstance(item.get("config"), dict) else None
+        if not isinstance(cls, str) or name is None:
+            continue
+        if cls == "Lambda":
+            return (f"layer '{name}' is a Lambda: its Python code is not loaded from a file; replace it with built-in "
+                    "layers or a custom layer class registered with @keras.saving.register_keras_serializable()")
+        registered = item.get("registered_name") or cls
+        if not module.startswith("keras") and keras.saving.get_registered_object(registered) is None:
+            return (f"layer '{name}' (class {cls}, registered as '{registered}') "
+                    "is a custom layer this process does not know: import the module that defines it with "
+                    "@keras.saving.register_keras_serializable() before loading")
+    return None
 
 
 def _load_savedmodel(path: Path) -> Any:
@@ -74,11 +111,19 @@ def _load_savedmodel(path: Path) -> Any:
         raise ModelError(f"{path}: cannot load SavedModel: {first_line(exc)}") from exc
 
 
-def load_graph(src: Any, optimize_graph: bool = True) -> LayerGraph:
+def load_graph(
+    src: Any,
+    optimize_graph: bool = True,
+    input_shape: InputShape | None = None,
+    input_layout: str | None = None,
+) -> LayerGraph:
     """Import a model (.keras, .h5, SavedModel directory, .onnx, or an in-memory keras.Model).
 
     With `optimize_graph` (the default) inference optimisations are applied: no-ops removed,
-    batch norm folded, activations fused.
+    batch norm folded, activations fused. `input_shape` fixes the dynamic dims of the (first, or each
+    named) input: the per-sample shape as the graph reports it (channels-last for images), i.e. the
+    shape of one calibration sample. `input_layout` ("NCHW" or "NHWC") overrides the layout an ONNX
+    graph's input is read as. What the importer decided is in `graph.notes`.
     """
     if isinstance(src, str | os.PathLike):
         path = Path(src)
@@ -87,14 +132,15 @@ def load_graph(src: Any, optimize_graph: bool = True) -> LayerGraph:
         if path.suffix == ".onnx":
             from splitsdk.graph.onnx_import import import_onnx
 
-            graph = import_onnx(path)
+            graph = import_onnx(path, input_shape=input_shape, input_layout=input_layout)
         elif path.is_dir() or path.suffix in (".keras", ".h5"):
-            graph = import_keras(load_keras_model(path), origin=str(path))
+            graph = import_keras(load_keras_model(path), origin=str(path), input_shape=input_shape)
         else:
             raise ModelError(
                 f"{path}: unknown model format '{path.suffix or 'no suffix'}' "
                 f"(expected {', '.join(MODEL_SUFFIXES)} or a SavedModel directory)"
             )
     else:
-        graph = import_keras(src, origin=f"<{type(src).__name__} {getattr(src, 'name', '')}>")
+        origin = f"<{type(src).__name__} {getattr(src, 'name', '')}>"
+        graph = import_keras(src, origin=origin, input_shape=input_shape)
     return optimize(graph) if optimize_graph else graph

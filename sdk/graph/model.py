@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,11 @@ class Layer:
 
 
 @dataclass(frozen=True)
-class Crossing:
-    """A tensor that crosses a cut: produced on the edge (or a model input) and read in the cloud."""
+class CutTensor:
+    """A tensor that crosses a cut: produced on the edge (or a model input) and read in the cloud.
+
+    The graph's view, before any bits are chosen; the plan's `PlannedCrossing` adds the bits, the
+    bundle's `ManifestCrossing` the quantisation convert calibrated."""
 
     tensor: str
     shape: tuple[int, ...]
@@ -76,7 +81,7 @@ class SplitCandidate:
 
     index: int
     edge_layers: tuple[str, ...]
-    crossing: tuple[Crossing, ...]
+    crossing: tuple[CutTensor, ...]
     transmit_elements: int
     edge_weights: int
     peak_activation_elements: int
@@ -84,6 +89,36 @@ class SplitCandidate:
     @property
     def last_layer(self) -> str | None:
         return self.edge_layers[-1] if self.edge_layers else None
+
+
+@dataclass(frozen=True)
+class LiveIntervals:
+    """The live sets of an edge prefix as intervals: `tensors[j]` is live at step s iff
+    `first[j] <= s <= last[j]` (the same sets as `LayerGraph.live_sets`, see there).
+
+    As a 0/1 step-by-tensor matrix, the memory of every step for a vector of per-tensor sizes is one
+    matrix-vector product, and the peaks of many size vectors one matrix product.
+    """
+
+    steps: int
+    tensors: tuple[str, ...]
+    first: np.ndarray  # int, per tensor
+    last: np.ndarray  # int, per tensor
+
+    @cached_property
+    def member(self) -> np.ndarray:
+        """steps x tensors, 1.0 where the tensor is live (float: the products go through BLAS)."""
+        s = np.arange(self.steps)[:, None]
+        return ((self.first[None, :] <= s) & (s <= self.last[None, :])).astype(np.float64)
+
+    def peaks(self, sizes: np.ndarray) -> np.ndarray:
+        """The largest step total of each row of `sizes` (... x tensors, integers, e.g. bytes), as int64.
+
+        Exact: every product and partial sum is an integer below 2**53, so the float sums are exact."""
+        sizes = np.asarray(sizes, dtype=np.float64)
+        if self.steps == 0:
+            return np.zeros(sizes.shape[:-1], dtype=np.int64)
+        return np.asarray((sizes @ self.member.T).max(axis=-1), dtype=np.int64)
 
 
 class LayerGraph:
@@ -98,8 +133,11 @@ class LayerGraph:
         tensors: dict[str, TensorInfo],
         source_format: str = "keras",
         source: Any = None,
+        notes: Sequence[str] = (),
     ) -> None:
         self.name = name
+        # one line per decision the importer took for the user (layout, dynamic dims fixed, ...)
+        self.notes: list[str] = list(notes)
         self.inputs = [t.name for t in inputs]
         self.outputs = list(outputs)
         self.tensors = dict(tensors)
@@ -169,6 +207,7 @@ class LayerGraph:
                 produced_at[t] = i
         outputs = set(self.outputs)
 
+        by_production = sorted(produced_at.items(), key=lambda kv: (kv[1], kv[0]))
         candidates: list[SplitCandidate] = []
         seen_keys: set[str] = set()
         edge_weights = 0
@@ -183,15 +222,15 @@ class LayerGraph:
             else:
                 crossing = [
                     t
-                    for t, p in sorted(produced_at.items(), key=lambda kv: (kv[1], kv[0]))
+                    for t, p in by_production
                     if p < k and (last_use.get(t, -1) >= k or (t in outputs and p >= 0))
                 ]
             crossing_info = tuple(
-                Crossing(t, self.tensors[t].shape, self.tensors[t].elements) for t in crossing
+                CutTensor(t, self.tensors[t].shape, self.tensors[t].elements) for t in crossing
             )
             keep = set(crossing) | (outputs if k == len(order) else set())
-            steps = self._live_sets(layers[:k], keep) if k > 0 else []
-            peak = max((sum(step.values()) for step in steps), default=0)
+            live = self.prefix_intervals(layers[:k], keep)
+            peak = int(live.peaks(np.array([self.tensors[t].elements for t in live.tensors])))
             candidates.append(
                 SplitCandidate(
                     index=k,
@@ -212,15 +251,20 @@ class LayerGraph:
         stay live to the end. While a layer runs, its inputs and outputs are live together. The
         planner weighs these sets with per-tensor bits to get the activation memory of a solution.
         """
+        return self._live_sets(*self._prefix_keep(k))
+
+    def live_intervals(self, k: int) -> LiveIntervals:
+        """`live_sets(k)` as intervals (see LiveIntervals)."""
+        return self.prefix_intervals(*self._prefix_keep(k))
+
+    def _prefix_keep(self, k: int) -> tuple[list[Layer], set[str]]:
+        """The first k layers and the tensors they keep to the end (crossing; for EDGE-ONLY, the outputs)."""
         order = self.topological_order()
         if not 0 <= k <= len(order):
             raise IndexError(f"split index {k} outside 0..{len(order)}")
-        if k == 0:
-            return []
-        prefix = [self.layer(n) for n in order[:k]]
         cand = self.split_candidates_cache()[k]
         keep = {c.tensor for c in cand.crossing} | (set(self.outputs) if k == len(order) else set())
-        return self._live_sets(prefix, keep)
+        return [self.layer(n) for n in order[:k]], keep
 
     def split_candidates_cache(self) -> list[SplitCandidate]:
         if self._candidates is None:
@@ -247,6 +291,24 @@ class LayerGraph:
                     del live[t]
         return steps
 
+    def prefix_intervals(self, prefix: Sequence[Layer], keep: set[str]) -> LiveIntervals:
+        """The liveness `_live_sets(prefix, keep)` describes, as one interval per tensor on the edge."""
+        last_in_prefix: dict[str, int] = {}
+        for i, layer in enumerate(prefix):
+            for t in layer.inputs:
+                last_in_prefix[t] = i
+        end = len(prefix) - 1
+        spans: dict[str, tuple[int, int]] = {}
+        for t in self.inputs:  # an input no layer reads and that does not cross is not on the edge
+            if t in keep or t in last_in_prefix:
+                spans[t] = (0, end if t in keep else last_in_prefix[t])
+        for i, layer in enumerate(prefix):
+            for t in layer.outputs:
+                spans[t] = (i, end if t in keep else max(i, last_in_prefix.get(t, -1)))
+        first = np.array([a for a, _ in spans.values()], dtype=np.int64)
+        last = np.array([b for _, b in spans.values()], dtype=np.int64)
+        return LiveIntervals(len(prefix), tuple(spans), first, last)
+
     # -- summary -------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """The `model` and `layers` parts of `splitsdk inspect --json`."""
@@ -257,6 +319,7 @@ class LayerGraph:
                 "inputs": [{"tensor": t, "shape": list(self.tensors[t].shape)} for t in self.inputs],
                 "outputs": list(self.outputs),
                 "format": self.source_format,
+                "notes": list(self.notes),
             },
             "layers": [
                 {

@@ -144,6 +144,7 @@ def optimize(graph: LayerGraph) -> LayerGraph:
         tensors,
         source_format=graph.source_format,
         source=graph.source,
+        notes=graph.notes,
     )
 
 

@@ -1,12 +1,16 @@
 """Measured accuracy drop of a candidate: the edge part fake-quantised in TensorFlow/Keras.
 
-The hook Algorithm 1's selection calls with a labelled evaluation set (`evaluate(candidate) ->
-drop in accuracy, percentage points`). The accuracy is a metric chosen by name from `METRICS`
+The hook Algorithm 1's selection calls (`evaluate(candidate) -> drop in accuracy, percentage points`),
+with a labelled evaluation set (`make_evaluator`: the metric against the labels) or without labels
+(`make_label_free_evaluator`: the quantised pipeline's agreement with the float model on the calibration
+data, in the task's own terms where `AGREEMENTS` has them: top-1 agreement for a classifier, the decoded
+plate for the licence-plate reader; otherwise a task-neutral fidelity, 100 x (1 - relative L2 error) per
+sample, averaged). The accuracy is a metric chosen by name from `METRICS`
 (default top-1; e.g. "lpr_exact", exact plate match through CTC decoding, for the licence-plate reader).
 Edge layers get their kernels on the grid convert ships them on at the candidate's weight bits and
 their outputs quantised asymmetrically over the range calibrated on the calibration data at its
 activation bits (`splitsdk.quant.grid`, the quantisers the sensitivity measurement uses); cloud layers
-run in float. Keras-sourced graphs only.
+run in float. ONNX-sourced graphs run in onnxruntime (`splitsdk.plan.onnx_accuracy`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ def replay(graph: LayerGraph, x: np.ndarray, hook: Callable[[str, str, np.ndarra
     """Run a Keras-sourced graph eagerly layer by layer on `x`; `hook(layer, tensor, value)` may replace each
     output. Returns the first model output."""
     from splitsdk.graph.keras_import import KerasCall
+
+    if graph.source_format == "onnx":  # onnxruntime, the hook an observer
+        from splitsdk.plan.onnx_accuracy import replay as replay_onnx
+
+        return replay_onnx(graph, x, hook)
 
     outs = []
     order = graph.topological_order()
@@ -84,6 +93,11 @@ def run_quantised(
     """The first model output with the kernels of `wbits`' layers at their widths and each output tensor
     on the grid of `abits(layer, tensor)` bits over its calibrated range (32: float)."""
 
+    if graph.source_format == "onnx":  # the grids as ops in a copy of the ONNX model
+        from splitsdk.plan.onnx_accuracy import run_quantised as run_quantised_onnx
+
+        return run_quantised_onnx(graph, x, ranges, wbits, abits)
+
     def quant(name: str, t: str, v: np.ndarray) -> np.ndarray:
         return ranges.quantize(t, v, abits(name, t))
 
@@ -112,21 +126,76 @@ def get_metric(name: str) -> Metric:
     return METRICS[name]
 
 
-def make_evaluator(
-    problem: PlanProblem, eval_set: Any, calib: Any, metric: str = "top1"
-) -> Callable[[Candidate], float]:
-    """An `evaluate(candidate) -> accuracy drop (points)` closure over the evaluation set, in `metric`."""
-    score = get_metric(metric)
+def fidelity(outputs: np.ndarray, reference: np.ndarray) -> float:
+    """Task-neutral agreement in percent: 100 x (1 - relative L2 error against `reference`), clipped at 0, per
+    sample, averaged (100: identical outputs)."""
+    q = outputs.reshape(len(outputs), -1).astype(np.float64)
+    f = reference.reshape(len(reference), -1).astype(np.float64)
+    rel = np.linalg.norm(q - f, axis=1) / np.maximum(np.linalg.norm(f, axis=1), 1e-12)
+    return float(np.mean(np.clip(1.0 - rel, 0.0, 1.0)) * 100.0)
 
+
+def _plate_agreement(outputs: np.ndarray, reference: np.ndarray) -> float:
+    decode = importlib.import_module("splitsdk.examples.lpr.decode").decode
+    a, b = decode(outputs), decode(reference)
+    return float(np.mean([x == y for x, y in zip(a, b, strict=True)]) * 100.0)
+
+
+Agreement = Callable[[np.ndarray, np.ndarray], float]
+"""`agreement(outputs, the float model's outputs on the same inputs) -> percent (100: the same answers)`."""
+
+AGREEMENTS: dict[str, tuple[Agreement, str]] = {
+    "top1": (top1, "top-1 agreement with the float model"),
+    "lpr_exact": (_plate_agreement, "decoded-plate agreement with the float model"),
+}
+FIDELITY = (fidelity, "output fidelity to the float model (100 x (1 - relative L2 error))")
+
+
+class AccuracyDrop:
+    """`evaluate(candidate) -> accuracy drop in points` over a data set; `measure` says what was measured
+    (the plan's selection notes repeat it)."""
+
+    def __init__(self, graph: LayerGraph, x: np.ndarray, ranges: RangeCalibration,
+                 score: Callable[[np.ndarray], float], measure: str, base: float | None = None) -> None:
+        self.graph, self.x, self.ranges, self.score, self.measure = graph, x, ranges, score, measure
+        self.base = score(replay(self.graph, x, lambda _n, _t, v: v)) if base is None else base
+
+    def quantised_output(self, c: Candidate) -> np.ndarray:
+        abits = c.assignment.abits
+        return run_quantised(self.graph, self.x, self.ranges, c.assignment.wbits,
+                             lambda n, _t: abits.get(n, FLOAT_BITS))
+
+    def __call__(self, c: Candidate) -> float:
+        return self.base - self.score(self.quantised_output(c))
+
+
+def make_evaluator(problem: PlanProblem, eval_set: Any, calib: Any, metric: str = "top1") -> AccuracyDrop:
+    """The accuracy drop (points) of a candidate on the labelled evaluation set, in `metric`."""
+    score = get_metric(metric)
     if eval_set.y is None:
         raise DataError(f"{eval_set.origin}: evaluation data has no labels")
+    return AccuracyDrop(
+        problem.graph, eval_set.x, calibrate(problem.graph, calib.x), lambda out: score(out, eval_set.y),
+        f"{metric} accuracy on {len(eval_set.x)} labelled samples of {eval_set.origin}",
+    )
+
+
+def label_free_agreement(graph: LayerGraph, metric: str, reference: np.ndarray) -> tuple[Agreement, str]:
+    """The agreement `make_label_free_evaluator` uses: the metric's own (top-1 only for a class-score output,
+    (N, classes)), else the task-neutral fidelity."""
+    if metric == "top1" and not (reference.ndim == 2 and reference.shape[1] > 1):
+        return FIDELITY
+    return AGREEMENTS.get(metric, FIDELITY)
+
+
+def make_label_free_evaluator(problem: PlanProblem, calib: Any, metric: str = "top1") -> AccuracyDrop:
+    """The accuracy drop (points) without labels: 100 - the quantised pipeline's agreement with the float
+    model on the calibration inputs (ranges calibrated on the same inputs)."""
+    get_metric(metric)
     graph = problem.graph
     ranges = calibrate(graph, calib.x)
-    base = score(replay(graph, eval_set.x, lambda _n, _t, v: v), eval_set.y)
-
-    def evaluate(c: Candidate) -> float:
-        abits = c.assignment.abits
-        out = run_quantised(graph, eval_set.x, ranges, c.assignment.wbits, lambda n, _t: abits.get(n, FLOAT_BITS))
-        return base - score(out, eval_set.y)
-
-    return evaluate
+    reference = replay(graph, calib.x, lambda _n, _t, v: v)
+    agree, what = label_free_agreement(graph, metric, reference)
+    return AccuracyDrop(graph, calib.x, ranges, lambda out: agree(out, reference),
+                        f"label-free: {what} on {len(calib.x)} calibration samples of {calib.origin}",
+                        base=100.0)  # the float model agrees with itself

@@ -10,16 +10,23 @@
   read it), infinite reverse arcs so no edge layer reads a cloud result. QDMP keeps the whole model
   on the device (its edge memory is the full float model); QDMP_E stores only the edge part;
   QDMP_E+U4 is that cut with the edge part uniformly at 4 bits.
+
+With a `SplitBound` (the first layer the edge cannot build, `splitsdk.plan.buildable`, or one kept in
+the cloud by `--cloud-ops`) that layer and every later one of the order stay in the cloud: Neurosurgeon
+and the min-cut choose among the cuts that can be built; EDGE-ONLY and Uk cannot, and are marked
+`buildable=False` with the layer named in their note.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Final
 
 import networkx as nx
 
 from splitsdk.graph.model import LayerGraph
+from splitsdk.plan.buildable import SplitBound
 from splitsdk.plan.problem import (
     INPUT_BITS,
     Evaluation,
@@ -28,9 +35,12 @@ from splitsdk.plan.problem import (
     model_file_bytes,
     tensor_bytes,
 )
+from splitsdk.plan.schema import Kind
 from splitsdk.profile.types import FLOAT_BITS, LatencyProfile, Link
 
-KIND_CLOUD, KIND_EDGE, KIND_SPLIT = "CLOUD_ONLY", "EDGE_ONLY", "SPLIT"
+KIND_CLOUD: Final = "CLOUD_ONLY"
+KIND_EDGE: Final = "EDGE_ONLY"
+KIND_SPLIT: Final = "SPLIT"
 UNIFORM_WIDTHS = (2, 4, 6, 8)
 
 
@@ -40,11 +50,12 @@ class Baseline:
 
     `split_index` is the index of the matching prefix of the planner's topological order, or None
     when the cut is not such a prefix (a min-cut may be any closed set of layers). `fits` says
-    whether it respects the memory limit; `note` says how its numbers were obtained.
+    whether it respects the memory limit; `buildable` whether every edge layer converts for the
+    target; `note` says how its numbers were obtained (and which layer cannot be built).
     """
 
     name: str
-    kind: str
+    kind: Kind
     split_index: int | None
     edge_layers: tuple[str, ...]
     weight_bits: int
@@ -52,9 +63,10 @@ class Baseline:
     evaluation: Evaluation
     fits: bool
     note: str = ""
+    buildable: bool = True
 
 
-def kind_of(n_edge: int, n_layers: int) -> str:
+def kind_of(n_edge: int, n_layers: int) -> Kind:
     return KIND_CLOUD if n_edge == 0 else KIND_EDGE if n_edge == n_layers else KIND_SPLIT
 
 
@@ -119,6 +131,25 @@ def evaluate_cut(
     )
 
 
+def blocked_layers(graph: LayerGraph, bound: SplitBound | None) -> set[str]:
+    """The layers (and the names folded into them) that must stay in the cloud under `bound`."""
+    if bound is None:
+        return set()
+    later = [graph.layer(n) for n in graph.topological_order()[bound.index :]]
+    return {n for lay in later for n in (lay.name, *lay.folded)}
+
+
+def unbuildable_note(bound: SplitBound) -> str:
+    return f"not buildable: layer {bound.layer!r}, op {bound.op} ({bound.reason})"
+
+
+def _marked(b: Baseline, bound: SplitBound | None, blocked: set[str]) -> Baseline:
+    """`b` marked unbuildable when an edge layer of it is blocked by `bound`."""
+    if bound is None or not blocked.intersection(b.edge_layers):
+        return b
+    return replace(b, buildable=False, note=f"{unbuildable_note(bound)}; {b.note}")
+
+
 def _baseline(
     problem: PlanProblem, name: str, edge: list[str], bits: int, note: str, weight_bytes: int | None = None
 ) -> Baseline:
@@ -139,16 +170,23 @@ def _baseline(
     )
 
 
-def min_cut_edge_layers(graph: LayerGraph, profile: LatencyProfile, link: Link) -> list[str]:
-    """DADS/QDMP: the float min-cut of the DAG; the edge layers in topological order."""
+def min_cut_edge_layers(
+    graph: LayerGraph, profile: LatencyProfile, link: Link, cloud: Iterable[str] = ()
+) -> list[str]:
+    """DADS/QDMP: the float min-cut of the DAG; the edge layers in topological order. Layers in `cloud`
+    are kept in the cloud (an infinite arc to the sink)."""
+    forced = set(cloud)
     scale = 1e6  # integer capacities (nanoseconds) keep the flow exact
-    ms_per_byte = 8.0 / (link.uplink_mbps * 1e6) * 1e3
+    ms_per_byte = link.ms_per_byte
     g: nx.DiGraph = nx.DiGraph()
     src, sink = ("src",), ("sink",)
     order = graph.topological_order()
     for name in order:
         g.add_edge(src, name, capacity=round(profile.cloud_ms(name) * scale))
-        g.add_edge(name, sink, capacity=round(edge_latency(graph, profile, name, FLOAT_BITS, FLOAT_BITS) * scale))
+        if name in forced:
+            g.add_edge(name, sink)  # no capacity attribute: infinite
+        else:
+            g.add_edge(name, sink, capacity=round(edge_latency(graph, profile, name, FLOAT_BITS, FLOAT_BITS) * scale))
     for t, info in sorted(graph.tensors.items()):
         producer = info.producer if info.producer is not None else src
         if info.producer is None and t not in graph.inputs:
@@ -165,11 +203,13 @@ def min_cut_edge_layers(graph: LayerGraph, profile: LatencyProfile, link: Link) 
     return [n for n in order if n in side]
 
 
-def neurosurgeon_split(chain_graph: LayerGraph, chain_profile: LatencyProfile, link: Link) -> int:
-    """Neurosurgeon's split of a chain: the prefix length k minimising its chain latency model."""
+def neurosurgeon_split(
+    chain_graph: LayerGraph, chain_profile: LatencyProfile, link: Link, max_k: int | None = None
+) -> int:
+    """Neurosurgeon's split of a chain: the prefix length k (at most `max_k`) minimising its chain latency model."""
     order = chain_graph.topological_order()
     best: tuple[float, int] | None = None
-    for k in range(len(order) + 1):
+    for k in range(len(order) + 1 if max_k is None else min(max_k, len(order)) + 1):
         edge = sum(edge_latency(chain_graph, chain_profile, n, FLOAT_BITS, FLOAT_BITS) for n in order[:k])
         cloud = sum(chain_profile.cloud_ms(n) for n in order[k:])
         if k == 0:
@@ -190,9 +230,12 @@ def baselines(
     problem: PlanProblem,
     chain_graph: LayerGraph | None = None,
     chain_profile: LatencyProfile | None = None,
+    bound: SplitBound | None = None,
 ) -> dict[str, Baseline]:
-    """Every baseline on the problem's profiles and link; Neurosurgeon on the unoptimised chain if given."""
+    """Every baseline on the problem's profiles and link; Neurosurgeon on the unoptimised chain if given.
+    `bound`: the first layer the edge cannot run (see the module's docstring)."""
     order = problem.order
+    blocked = blocked_layers(problem.graph, bound)
     out: dict[str, Baseline] = {
         "cloud_only": _baseline(
             problem, "CLOUD-ONLY", [], FLOAT_BITS, "the raw frame at 8 bits, all layers in the cloud"
@@ -210,8 +253,9 @@ def baselines(
         )
     else:
         where = "the unoptimised graph"
-    k = neurosurgeon_split(chain_graph, chain_profile, problem.link)
     chain_order = chain_graph.topological_order()
+    max_k = next((i for i, n in enumerate(chain_order) if n in blocked), None)
+    k = neurosurgeon_split(chain_graph, chain_profile, problem.link, max_k)
     ev = evaluate_cut(
         chain_graph,
         chain_profile,
@@ -231,7 +275,7 @@ def baselines(
         fits=ev.memory_bytes <= problem.memory_bytes,
         note=f"float, best split of the topological chain of {where}; scored with its real crossing tensors",
     )
-    cut = min_cut_edge_layers(problem.graph, problem.profile, problem.link)
+    cut = min_cut_edge_layers(problem.graph, problem.profile, problem.link, blocked)
     full = problem.stored_bytes(problem.graph.total_weights, FLOAT_BITS)
     out["qdmp"] = _baseline(
         problem, "QDMP", cut, FLOAT_BITS, "float min-cut of the DAG; whole model on the device", full
@@ -239,4 +283,4 @@ def baselines(
     out["qdmp_e"] = _baseline(problem, "QDMP_E", cut, FLOAT_BITS, "QDMP's cut, only the edge part on the device")
     if 4 in problem.bits:
         out["qdmp_e_u4"] = _baseline(problem, "QDMP_E+U4", cut, 4, "QDMP's cut, edge part uniformly 4-bit")
-    return out
+    return {key: _marked(b, bound, blocked) for key, b in out.items()}

@@ -10,15 +10,21 @@ from splitsdk.graph.model import LayerGraph
 from splitsdk.plan import exact as exact_mod
 from splitsdk.plan.autosplit import ORIGIN_CLOUD, Candidate, candidate_list, potential_splits, select
 from splitsdk.plan.baselines import Baseline, baselines, kind_of
+from splitsdk.plan.buildable import SplitBound
 from splitsdk.plan.problem import Evaluation, PlanProblem
 from splitsdk.plan.reason import explain
+from splitsdk.plan.refine import refine_candidates
 from splitsdk.plan.schema import (
     BaselineRecord,
     CandidateRecord,
-    CrossingTensor,
+    ConstraintsRecord,
     ExactRecord,
+    LinkRecord,
+    ModelRecord,
     Plan,
+    PlannedCrossing,
     Predicted,
+    SelectionRecord,
     Solution,
 )
 from splitsdk.profile.types import LatencyProfile
@@ -92,10 +98,10 @@ def _solution(problem: PlanProblem, c: Candidate, drop: float | None, reason: st
     k = a.split_index
     abits = a.abits
     crossing = tuple(
-        CrossingTensor(
+        PlannedCrossing(
             tensor=x.tensor,
             shape=tuple(x.shape),
-            bits=problem.tensor_bits(x.tensor, abits),
+            bits=problem.wire_bits(x.tensor, abits),
             producer=problem.graph.tensors[x.tensor].producer,
         )
         for x in problem.candidates[k].crossing
@@ -124,6 +130,7 @@ def _baseline_record(b: Baseline) -> BaselineRecord:
         predicted=predicted(b.evaluation),
         fits=b.fits,
         note=b.note,
+        buildable=b.buildable,
     )
 
 
@@ -137,13 +144,13 @@ def make_plan(
     exact: str | None = "auto",
     progress: Progress | None = None,
     notes: tuple[str, ...] = (),
-    max_split: int | None = None,
+    bound: SplitBound | None = None,
 ) -> Plan:
     """Run Algorithm 1, pick the solution, score the baselines and (optionally) the exact optimum.
 
-    `max_split`: the largest split index the solution may have (layers from there on must stay in the
-    cloud, e.g. ops the edge runtime cannot convert); the baselines and the exact solvers do not see it,
-    so the exact optimum is skipped with a note.
+    `bound`: the first layer the edge cannot run (`splitsdk.plan.buildable`, or `--cloud-ops`): the
+    solution's split index is at most `bound.index`, the baselines are restricted or marked unbuildable;
+    the exact solvers cannot see it, so the exact optimum is skipped with a note.
 
     `evaluate(candidate) -> accuracy drop` (same unit as `meta.max_accuracy_drop`) switches the
     selection to measured accuracy; otherwise the error proxy is compared with `problem.max_error`.
@@ -152,14 +159,17 @@ def make_plan(
     """
     cands = candidate_list(problem, None if progress is None else lambda i, n: progress("Algorithm 1", i, n))
     notes = tuple(notes)
+    max_split = None if bound is None else bound.index
     if max_split is not None:
         cands = [c for c in cands if c.assignment.split_index <= max_split]
         if exact is not None:
             notes = (*notes, "no exact optimum: the exact solvers cannot restrict the split index")
             exact = None
+    refined = refine_candidates(problem, cands, ladder=evaluate is not None, max_split=max_split)
+    cands, notes = refined.candidates, (*notes, *refined.notes)
     sel = select(problem, cands, evaluate, meta.max_accuracy_drop if evaluate is not None else None)
     drops = {i: d for i, d in sel.measured}
-    base = baselines(problem, chain_graph, chain_profile)
+    base = baselines(problem, chain_graph, chain_profile, bound)
     if progress is not None:
         progress("baselines", 1, 1)
     exact_rec = None
@@ -182,30 +192,23 @@ def make_plan(
             progress("exact optimum", 1, 1)
     position = cands.index(sel.chosen)
     kept = kept_candidates(cands, sel.chosen, set(drops))
-    reason = explain(problem, sel, cands, base, fits_somewhere=bool(potential_splits(problem)))
-    selection = {
-        "criterion": sel.criterion,
-        "threshold": sel.threshold,
-        "evaluated": len(sel.measured),
-        "position": position,
-        "candidates_total": len(cands),
-        "notes": list(notes),
-    }
+    reason = explain(problem, sel, cands, base, fits_somewhere=bool(potential_splits(problem)), bound=bound)
+    selection = SelectionRecord(
+        criterion=sel.criterion,
+        threshold=sel.threshold,
+        evaluated=len(sel.measured),
+        position=position,
+        candidates_total=len(cands),
+        notes=notes,
+        certified_gap=refined.certified_gap,
+    )
     return Plan(
-        model={
-            "name": meta.model_name,
-            "sha256": meta.model_sha256,
-            **({"format": meta.model_format} if meta.model_format else {}),
-        },
+        model=ModelRecord(meta.model_name, meta.model_sha256, meta.model_format),
         target=meta.target,
         cloud=meta.cloud,
         bits=tuple(problem.bits),
-        link={"uplink_mbps": problem.link.uplink_mbps, "rtt_ms": problem.link.rtt_ms},
-        constraints={
-            "memory_bytes": problem.memory_bytes,
-            "max_accuracy_drop": meta.max_accuracy_drop,
-            "max_error": problem.max_error,
-        },
+        link=LinkRecord(problem.link.uplink_mbps, problem.link.rtt_ms),
+        constraints=ConstraintsRecord(problem.memory_bytes, meta.max_accuracy_drop, problem.max_error),
         selection=selection,
         solution=_solution(problem, sel.chosen, drops.get(position), reason),
         candidates=tuple(_candidate_record(problem, cands[i], drops.get(i)) for i in kept),

@@ -18,11 +18,15 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from splitsdk.errors import PlanError
-from splitsdk.plan.problem import INPUT_BITS, Assignment, Evaluation, PlanProblem, tensor_bytes
+from splitsdk.plan.problem import INPUT_BITS, Assignment, Evaluation, PlanProblem, tensor_bytes, wire_bytes
+
+if TYPE_CHECKING:
+    import highspy
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ def _score(
     tx = np.zeros(len(grid), dtype=np.int64)
     for c in problem.candidates[k].crossing:
         tx += _tensor_bytes_column(problem, grid, act_col, c.tensor, c.elements, bits)
-    tx_ms = tx * 8.0 / (problem.link.uplink_mbps * 1e6) * 1e3 + np.where(tx > 0, problem.link.rtt_ms, 0.0)
+    tx_ms = problem.link.transmit_ms_array(tx)
     total_ms = lat + tx_ms
     ok = (mem + peak) <= problem.memory_bytes
     if problem.max_error is not None:
@@ -149,7 +153,7 @@ def _tensor_bytes_column(
     stored: bool = False,
 ) -> np.ndarray:
     """A tensor's bytes per grid row: in device memory (`stored`) or packed on the wire."""
-    size = problem.stored_bytes if stored else tensor_bytes
+    size = problem.stored_bytes if stored else wire_bytes
     producer = problem.graph.tensors[tensor].producer
     if producer is None:
         return np.full(len(grid), size(elements, INPUT_BITS), dtype=np.int64)
@@ -164,19 +168,90 @@ def milp(problem: PlanProblem, time_limit_s: float = 60.0) -> ExactResult:
 
 
 def _milp_split(problem: PlanProblem, k: int, time_limit_s: float) -> Assignment | None:
-    """Split k's optimum. Memory and error rows are scaled to O(1) and solved with tolerances of
-    1e-9 (the error limit has a relative tolerance of 1e-7, `PlanProblem.error_limit`); if the
-    answer still breaks a limit by a hair (rounded binaries, error excesses too small for HiGHS),
-    it is solved again with the memory limit tightened (at most 1e-5 of M) and the small excesses
-    reserved from the error slack; infeasible beyond that."""
+    """Split k's optimum (PlanError if HiGHS stops short of proving it); see `milp_split`."""
+    out = milp_split(problem, k, time_limit_s)
+    if not out.optimal:
+        raise PlanError(f"milp: split {k}: HiGHS stopped with {out.status}")
+    return out.assignment
+
+
+@dataclass(frozen=True)
+class SplitSolve:
+    """One split's MILP: the best feasible assignment found (None: none, or none below the cutoff), a
+    certified lower bound on the split's total latency (ms; inf: infeasible, or nothing below the
+    cutoff), whether the search finished (within `rel_gap`) and HiGHS's status."""
+
+    assignment: Assignment | None
+    bound_ms: float
+    optimal: bool
+    status: str
+
+
+def milp_split(
+    problem: PlanProblem,
+    k: int,
+    time_limit_s: float = 60.0,
+    *,
+    rel_gap: float = 0.0,
+    cutoff_ms: float | None = None,
+    start: Assignment | None = None,
+) -> SplitSolve:
+    """Split k's optimum, anytime: HiGHS stops at `time_limit_s` with the best found so far and its
+    dual bound; `rel_gap` lets it stop once the incumbent is proven within that fraction (of the
+    objective without the split's constant terms: stricter than the same fraction of total latency);
+    `cutoff_ms` prunes everything not faster than it (a solution of another split already is);
+    `start` warm-starts the search with a solution of this split.
+
+    Memory and error rows are scaled to O(1) and solved with tolerances of 1e-9 (the error limit has
+    a relative tolerance of 1e-7, `PlanProblem.error_limit`); if the answer still breaks a limit by a
+    hair (rounded binaries, error excesses too small for HiGHS), it is solved again with the memory
+    limit tightened (at most 1e-5 of M) and the small excesses reserved from the error slack;
+    infeasible beyond that. The bound is the first (untightened) model's, the relaxation of the real
+    one (a precision mix's extra bytes are not in it), so it stays valid."""
+    offset = _constant_ms(problem, k)
+    cutoff = None if cutoff_ms is None else cutoff_ms - offset
+    first: _Outcome | None = None
     for margin in (0.0, 1e-9, 1e-7, 1e-5):
-        a = _milp_solve(problem, k, time_limit_s, margin)
+        out = _milp_solve(problem, k, time_limit_s, margin, rel_gap=rel_gap, cutoff=cutoff, start=start)
+        first = first or out
+        a = out.assignment
         if a is None or problem.feasible(problem.evaluate(a)):
-            return a
-    return None
+            bound = first.bound + offset if first.bound > -math.inf else -math.inf
+            return SplitSolve(a, bound, first.optimal, first.status)
+        if not out.optimal:
+            break
+    assert first is not None
+    return SplitSolve(None, first.bound + offset, False, first.status)
 
 
-def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float) -> Assignment | None:
+def _constant_ms(problem: PlanProblem, k: int) -> float:
+    """The part of split k's total latency no bit choice moves: the cloud suffix, sending the crossing
+    model inputs, and the RTT when anything is sent (`objective + this` = `evaluate(...).total_ms`)."""
+    crossing = problem.candidates[k].crossing
+    inputs = sum(
+        tensor_bytes(c.elements, INPUT_BITS) for c in crossing if problem.graph.tensors[c.tensor].producer is None
+    )
+    return problem.cloud_suffix_ms[k] + problem.link.ms_per_byte * inputs + (problem.link.rtt_ms if crossing else 0.0)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    assignment: Assignment | None
+    bound: float  # HiGHS's dual bound on the objective (inf: infeasible, or nothing below the cutoff)
+    optimal: bool
+    status: str
+
+
+def _milp_solve(
+    problem: PlanProblem,
+    k: int,
+    time_limit_s: float,
+    margin: float,
+    *,
+    rel_gap: float = 0.0,
+    cutoff: float | None = None,
+    start: Assignment | None = None,
+) -> _Outcome:
     import highspy
 
     bits = list(problem.bits)
@@ -198,7 +273,7 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
     ycol = {(key, w): nx_ + i * len(bits) + j for i, key in enumerate(ykeys) for j, w in enumerate(bits)}
     ma_col = nx_ + len(ycol)  # peak activation memory, as a fraction of the memory limit
     ncols = ma_col + 1
-    ms_per_byte = 8.0 / (problem.link.uplink_mbps * 1e6) * 1e3
+    ms_per_byte = problem.link.ms_per_byte
     obj = np.zeros(ncols)
     obj[:nx_] = cost
     # transmission: bytes of each crossing tensor at its producer's activation bits (the constant
@@ -250,7 +325,7 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
         least = {name: min(err[col[c]] for c in names if c[0] == name) for name in edge}
         slack = problem.error_limit - sum(least.values())
         if slack < 0:
-            return None
+            return _Outcome(None, math.inf, True, "Infeasible")
         scale = problem.max_error if problem.max_error > 0 else 1.0
         tiny = 1e-9 * scale
         excess: dict[int, float] = {}
@@ -271,15 +346,23 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
     # with presolve off and another seed before giving up
     status, h = highspy.HighsModelStatus.kNotset, None
     retries: tuple[dict[str, float | str], ...] = ({}, {"presolve": "off"}, {"presolve": "off", "random_seed": 7})
+    done = (
+        highspy.HighsModelStatus.kInfeasible,
+        highspy.HighsModelStatus.kOptimal,
+        highspy.HighsModelStatus.kTimeLimit,
+        highspy.HighsModelStatus.kObjectiveBound,
+    )
     for extra in retries:
         h = highspy.Highs()
         h.silent()
         options: dict[str, float | str] = {
-            "mip_rel_gap": 0.0,
+            "mip_rel_gap": float(rel_gap),
             "mip_abs_gap": 0.0,
-            "time_limit": float(time_limit_s),
+            "time_limit": float(max(time_limit_s, 1e-3)),
             "mip_feasibility_tolerance": 1e-9,
             "primal_feasibility_tolerance": 1e-9,
+            # a warm start bounds the search itself; a cutoff prunes for another split's solution
+            **({} if cutoff is None or start is not None else {"objective_bound": float(cutoff)}),
             **extra,
         }
         for option, value in options.items():
@@ -292,24 +375,57 @@ def _milp_solve(problem: PlanProblem, k: int, time_limit_s: float, margin: float
         for r, lo, hi in rows:
             idx = np.array(sorted(r), dtype=np.int32)
             h.addRow(lo, hi, len(idx), idx, np.array([r[i] for i in idx]))
+        if start is not None and start.split_index == k:
+            h.setSolution(_start_solution(problem, start, col, ycol, ma_col, ncols))
         h.run()
         status = h.getModelStatus()
-        if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kOptimal):
+        if status in done:
             break
     assert h is not None
-    if status == highspy.HighsModelStatus.kInfeasible:
-        return None
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise PlanError(f"milp: split {k}: HiGHS stopped with {h.modelStatusToString(status)}")
+    name = h.modelStatusToString(status)
+    if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kObjectiveBound):
+        # nothing at all, or nothing below the cutoff: the split's optimum is at least the cutoff
+        return _Outcome(None, math.inf if cutoff is None else cutoff, True, name)
+    info = h.getInfo()
+    optimal = status == highspy.HighsModelStatus.kOptimal
+    bound = float(info.mip_dual_bound) if math.isfinite(info.mip_dual_bound) else -math.inf
+    if optimal and info.primal_solution_status == 2:  # proven within rel_gap of the solution found
+        value = float(info.objective_function_value)
+        bound = max(bound, value - rel_gap * abs(value))
+    if info.primal_solution_status != 2:  # kSolutionStatusFeasible: no solution found in the time
+        return _Outcome(None, math.inf if optimal else bound, optimal, name)
     x = np.array(h.getSolution().col_value)
     wbits: dict[str, int] = {}
     abits: dict[str, int] = {}
-    for (name, w, a), j in col.items():
+    for (layer, w, a), j in col.items():
         if x[j] > 0.5:
-            abits[name] = a
+            abits[layer] = a
             if w > 0:
-                wbits[name] = w
-    return Assignment.make(k, wbits, abits)
+                wbits[layer] = w
+    return _Outcome(Assignment.make(k, wbits, abits), bound, optimal, name)
+
+
+def _start_solution(
+    problem: PlanProblem,
+    a: Assignment,
+    col: dict[tuple[str, int, int], int],
+    ycol: dict[tuple[str, int], int],
+    ma_col: int,
+    ncols: int,
+) -> highspy.HighsSolution:
+    """A HiGHS solution of `a` (one split's assignment) in the columns of `_milp_solve`'s model."""
+    import highspy
+
+    x = np.zeros(ncols)
+    wbits, abits = a.wbits, a.abits
+    for layer, ab in abits.items():
+        x[col[(layer, wbits.get(layer, -1), ab)]] = 1.0
+    for key, (_, users) in problem.weight_keys(a.split_index).items():
+        x[ycol[(key, wbits[users[0]])]] = 1.0
+    x[ma_col] = problem.peak_bytes(a.split_index, abits) / problem.memory_bytes
+    sol = highspy.HighsSolution()
+    sol.col_value = x.tolist()
+    return sol
 
 
 def _tensor_terms(
@@ -317,7 +433,7 @@ def _tensor_terms(
 ) -> list[tuple[float, int]]:
     """A tensor's bytes (in device memory if `stored`, else on the wire) as (coefficient, column)
     terms; column -1 is a constant."""
-    size = problem.stored_bytes if stored else tensor_bytes
+    size = problem.stored_bytes if stored else wire_bytes
     producer = problem.graph.tensors[tensor].producer
     if producer is None:
         return [(float(size(elements, INPUT_BITS)), -1)]

@@ -16,8 +16,11 @@ budgets compare exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 Points = Mapping[int, tuple[int, float]]  # bits -> (rate, distortion)
 
@@ -65,7 +68,94 @@ def lower_hull(points: Points) -> Hull:
 
 def lambdas(hulls: Mapping[str, Hull]) -> list[float]:
     """Every multiplier at which some allocation changes, ascending, with 0 first."""
-    return sorted({0.0} | {s for h in hulls.values() for s in h.slopes})
+    return slope_grid(hulls.values())
+
+
+def slope_grid(hulls: Iterable[Hull]) -> list[float]:
+    """`lambdas` of a sequence of hulls."""
+    return sorted({0.0} | {s for h in hulls for s in h.slopes})
+
+
+class HullTable:
+    """Many items' hulls as arrays: every item's choice at many multipliers in one operation.
+
+    Row j holds item j's slopes padded with -inf (at least one) and its bits padded by repeating the
+    last (`row`);
+    `positions(at)[i, j]` is the index `Hull.choose` picks for item j at multiplier `grid[at[i]]` (the
+    first slope not above it), so the choices are exactly Hull.choose's. `grid` is `slope_grid`'s.
+    """
+
+    def __init__(self, slopes: np.ndarray, bits: np.ndarray) -> None:
+        self.slopes, self.bits = slopes, bits
+        self.grid = np.unique(np.concatenate([[0.0], slopes[slopes > -np.inf]]))
+
+    @staticmethod
+    def row(hull: Hull, points: int) -> tuple[list[float], list[int]]:
+        """A hull's slopes and bits, each padded to `points` (at least the hull's own point count)."""
+        pad = points - len(hull.bits)
+        return [*hull.slopes, *[-math.inf] * (pad + 1)], [*hull.bits, *hull.bits[-1:] * pad]
+
+    @staticmethod
+    def of(hulls: Sequence[Hull], points: int) -> HullTable:
+        rows = [HullTable.row(h, points) for h in hulls]
+        return HullTable(
+            np.array([r[0] for r in rows], dtype=np.float64).reshape(len(rows), points),
+            np.array([r[1] for r in rows], dtype=np.int64).reshape(len(rows), points),
+        )
+
+    def positions(self, at: Sequence[int]) -> np.ndarray:
+        """len(at) x items: each item's hull position at the multipliers grid[at]."""
+        lams = self.grid[np.asarray(at, dtype=np.int64)]
+        return np.argmax(self.slopes[None, :, :] <= lams[:, None, None], axis=2)
+
+    def bits_at(self, at: Sequence[int]) -> np.ndarray:
+        """len(at) x items: each item's bits at the multipliers grid[at]."""
+        return self.bits[np.arange(len(self.bits)), self.positions(at)]
+
+
+def bisection(n: int) -> Generator[int, bool, int | None]:
+    """The bisection of `allocate` over grid positions 0..n-1, as a coroutine: it yields the positions to
+    probe and is sent whether each fits; it returns the first position that fits when `fits` is monotone
+    (None: not even the last). The same probes in the same order for every driver below."""
+    if not (yield n - 1):
+        return None
+    if (yield 0):
+        return 0
+    lo, hi = 0, n - 1  # invariant: hi fits, lo does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if (yield mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def first_fit(n: int, fits: Callable[[int], bool]) -> int | None:
+    """`bisection` with one probe at a time."""
+    return first_fits(n, [0], lambda at: [0 if fits(i) else 1 for i in at])[0]
+
+
+def first_fits(n: int, limits: Sequence[int], values: Callable[[list[int]], Sequence[int]]) -> list[int | None]:
+    """For each limit, `bisection` with `fits(i) = value(i) <= limit`, all run side by side: each round's
+    probes are valued together by `values` (positions -> values), and no position is valued twice."""
+    runs = [bisection(n) for _ in limits]
+    probe = [next(r) for r in runs]
+    known: dict[int, int] = {}
+    out: list[int | None] = [None] * len(limits)
+    active = list(range(len(limits)))
+    while active:
+        need = sorted({probe[i] for i in active} - known.keys())
+        known.update(zip(need, values(need), strict=True))
+        still = []
+        for i in active:
+            try:
+                probe[i] = runs[i].send(known[probe[i]] <= limits[i])
+                still.append(i)
+            except StopIteration as done:
+                out[i] = done.value
+        active = still
+    return out
 
 
 def allocation(hulls: Mapping[str, Hull], lam: float) -> dict[str, int]:
@@ -85,18 +175,8 @@ def allocate(
     """
     hulls = {name: lower_hull(pts) for name, pts in items.items()}
     grid = lambdas(hulls)
-    if not fits(allocation(hulls, grid[-1])):
-        return None
-    lo, hi = 0, len(grid) - 1  # invariant: grid[hi] fits
-    if fits(allocation(hulls, grid[0])):
-        return allocation(hulls, grid[0])
-    while hi - lo > 1:  # grid[lo] does not fit
-        mid = (lo + hi) // 2
-        if fits(allocation(hulls, grid[mid])):
-            hi = mid
-        else:
-            lo = mid
-    return allocation(hulls, grid[hi])
+    at = first_fit(len(grid), lambda i: fits(allocation(hulls, grid[i])))
+    return None if at is None else allocation(hulls, grid[at])
 
 
 def allocate_budget(items: Mapping[str, Points], budget: int) -> dict[str, int] | None:

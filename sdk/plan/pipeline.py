@@ -16,9 +16,11 @@ from splitsdk.errors import DataError, PlanError, TargetError
 from splitsdk.graph import LayerGraph
 from splitsdk.plan.autosplit import Candidate
 from splitsdk.plan.build import PlanMeta, Progress, make_plan
+from splitsdk.plan.buildable import SplitBound, first_unbuildable
 from splitsdk.plan.problem import PlanProblem
 from splitsdk.plan.schema import Plan
-from splitsdk.profile.types import FLOAT_BITS, Link
+from splitsdk.profile.types import FLOAT_BITS, LatencyProfile, Link
+from splitsdk.target import Target
 
 DEFAULT_CLOUD = "cloud-gpu"
 
@@ -57,14 +59,19 @@ def plan_model(
     progress: Progress | None = None,
     evaluator: Callable[[Candidate], float] | None = None,
     metric: str = "top1",
+    edge_profile: str | Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Plan:
     """Plan a model for an edge target: load, profile, measure sensitivity, run the planner.
 
     `metric` names the accuracy measured on `eval_data` (`splitsdk.plan.accuracy.METRICS`).
+    `edge_profile`: a measured edge latency table (`splitsdk profile`), used for the layers and
+    precisions it covers; the analytic model fills the rest. The plan's notes say which layers came
+    from which, with the measured and the modelled time of each measured layer side by side.
     """
-    from splitsdk.graph import load_graph, model_sha256
+    from splitsdk.graph import model_sha256
     from splitsdk.profile import build_profile
-    from splitsdk.quant import load_dataset, measure_sensitivity
+    from splitsdk.quant import load_dataset, load_graph_for_data, measure_sensitivity
     from splitsdk.target import load_target
 
     if constraints.memory_bytes is not None and constraints.memory_bytes <= 0:
@@ -85,13 +92,16 @@ def plan_model(
             progress(name, 0, 1)
 
     step("loading the model")
-    graph = load_graph(model)
-    max_split = _max_split(graph, constraints.cloud_ops)
-    chain = load_graph(model, optimize_graph=False)
+    graph = load_graph_for_data(model, calib, input_shape)
+    manual = _max_split(graph, constraints.cloud_ops)
+    step("checking which layers the edge can build")
+    check = first_unbuildable(graph, edge_t, upto=manual)
+    bound = _tighter(check.bound, _cloud_ops_bound(graph, manual))
+    chain = load_graph_for_data(model, calib, input_shape, optimize_graph=False)
     sha = model_sha256(model)
     step("profiling")
-    profile = build_profile(graph, edge_t, cloud_t)
-    chain_profile = build_profile(chain, edge_t, cloud_t)
+    profile = build_profile(graph, edge_t, cloud_t, measured_edge=edge_profile)
+    chain_profile = build_profile(chain, edge_t, cloud_t, measured_edge=edge_profile)
     bits = sorted(edge_t.quant.candidate_bits)
     step("measuring sensitivity")
     shape = graph.tensors[graph.inputs[0]].shape
@@ -110,7 +120,9 @@ def plan_model(
     )
     problem.max_error = constraints.max_error if constraints.max_error is not None else default_max_error(problem)
 
-    notes = []
+    notes = list(graph.notes)  # how the import read the model: fixed dims, layouts
+    if edge_profile is not None:
+        notes += edge_profile_notes(graph, edge_t, cloud_t, profile, edge_profile)
     emulated = [b for b in bits if b in edge_t.quant.emulated_bits]
     if emulated:
         notes.append(
@@ -120,10 +132,17 @@ def plan_model(
     if data.synthetic:
         notes.append("sensitivities were measured on random inputs (no --calib data): the error proxy is rough")
     if constraints.max_accuracy_drop is not None and eval_data is None and evaluator is None:
-        notes.append(
-            f"--max-accuracy-drop {constraints.max_accuracy_drop:g} needs labelled --eval data to be measured; "
-            f"without it the error proxy was compared with {problem.max_error:.4g} instead"
-        )
+        if graph.source_format in ("keras", "onnx"):  # no labels: the drop in agreement with the float model
+            from splitsdk.plan.accuracy import make_label_free_evaluator
+
+            evaluator = make_label_free_evaluator(problem, data, metric=metric)
+            notes.append(f"accuracy drop measured without labels ({evaluator.measure})"
+                         + ("; the calibration inputs are random, so it says little" if data.synthetic else ""))
+        else:
+            notes.append(
+                f"--max-accuracy-drop {constraints.max_accuracy_drop:g} needs labelled --eval data or a Keras or ONNX "
+                f"model to be measured; without them the error proxy was compared with {problem.max_error:.4g}"
+            )
     if eval_data is not None and evaluator is None:
         from splitsdk.plan.accuracy import make_evaluator
 
@@ -135,10 +154,11 @@ def plan_model(
             notes.append(f"accuracy measured as {metric} on {len(ev_set.x)} labelled samples of {eval_data}")
     if evaluator is not None and constraints.max_accuracy_drop is None:
         raise PlanError("--eval needs --max-accuracy-drop (the largest acceptable drop in top-1 accuracy, in points)")
-    if max_split is not None:
+    notes.append(check.note(edge_t.name))
+    if manual is not None:
         notes.append(
             f"layers of op {'/'.join(constraints.cloud_ops)} stay in the cloud: the split is at most "
-            f"{max_split} ('{problem.order[max_split - 1] if max_split else '(input)'}' the last edge layer)"
+            f"{manual} ('{problem.order[manual - 1] if manual else '(input)'}' the last edge layer)"
         )
     meta = PlanMeta(
         model_name=graph.name,
@@ -157,8 +177,42 @@ def plan_model(
         exact=exact,
         progress=progress,
         notes=tuple(notes),
-        max_split=max_split,
+        bound=bound,
     )
+
+
+def edge_profile_notes(graph: LayerGraph, edge: Target, cloud: Target, profile: LatencyProfile,
+                       table_path: str | Path) -> list[str]:
+    """Which layers' edge latency was measured and which modelled; per measured layer both numbers
+    (at the table's own precision; the report reads them back); a runtime that differs from the one the
+    target's model assumes."""
+    from splitsdk.profile import build_profile, load_measured
+    from splitsdk.profile.measured import LayerComparison
+
+    table = load_measured(table_path)
+    order = graph.topological_order()
+    analytic = build_profile(graph, edge, cloud)
+    measured = [n for n in order if n in table.layers()]
+    modelled = [n for n in order if n not in table.layers()]
+    src = table.source
+    how = f" ({src.describe()})" if src is not None else ""
+    notes = [
+        f"edge latency of {len(measured)} of {len(order)} layers measured from {table.path}{how}: "
+        f"{', '.join(measured) or 'none'}; analytic model of {edge.name} for "
+        f"{', '.join(modelled) or 'no layer'} (and for precisions the table lacks)"
+    ]
+    for name in measured:
+        pairs = sorted(table.by_bits.get(name, {(8, 8): 0.0}))
+        for w, a in pairs:
+            if (w, a) in profile.edge[name]:
+                notes.append(LayerComparison(name, w, a, profile.edge_ms(name, w, a),
+                                             analytic.edge_ms(name, w, a)).note())
+    if src is not None and edge.runtime is not None:
+        diff = edge.runtime.differs(src.runtime)
+        if diff:
+            notes.append(f"warning: the measured runtime is not the one {edge.name}'s analytic rates assume "
+                         f"({diff}): measured and modelled layers are not comparable")
+    return notes
 
 
 def _target_ref(given: str | Path, name: str) -> str:
@@ -167,6 +221,20 @@ def _target_ref(given: str | Path, name: str) -> str:
     from splitsdk.target import list_targets
 
     return name if str(given) in list_targets() else str(Path(given).resolve())
+
+
+def _cloud_ops_bound(graph: LayerGraph, index: int | None) -> SplitBound | None:
+    if index is None:
+        return None
+    name = graph.topological_order()[index]
+    return SplitBound(index, name, graph.layer(name).op, "kept in the cloud by --cloud-ops")
+
+
+def _tighter(a: SplitBound | None, b: SplitBound | None) -> SplitBound | None:
+    """The bound with the smaller split index (the measured one on a tie)."""
+    if a is None or b is None:
+        return a or b
+    return a if a.index <= b.index else b
 
 
 def _max_split(graph: LayerGraph, cloud_ops: tuple[str, ...]) -> int | None:

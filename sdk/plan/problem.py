@@ -14,14 +14,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numpy as np
+
 from splitsdk.errors import PlanError
-from splitsdk.graph.model import Layer, LayerGraph, SplitCandidate
+from splitsdk.graph.model import Layer, LayerGraph, LiveIntervals, SplitCandidate
 from splitsdk.profile.types import FLOAT_BITS, LatencyProfile, Link
 from splitsdk.quant.types import Sensitivity
 from splitsdk.target import ModelFile, QuantSupport
 
 ERROR_RTOL = 1e-7  # relative tolerance of the error-proxy threshold (see PlanProblem.error_limit)
 INPUT_BITS = 8  # a camera frame is 8-bit; model inputs are stored and sent at 8 bits
+WIRE_MAX_BITS = 8  # the edge model's outputs are int8: a crossing tensor is sent at <= 8 bits whatever its producer
+
+
+def wire_bytes(elements: int, bits: int) -> int:
+    """Bytes a crossing tensor produced at `bits` takes on the wire (sent at no more than WIRE_MAX_BITS)."""
+    return tensor_bytes(elements, min(bits, WIRE_MAX_BITS))
 
 
 def tensor_bytes(elements: int, bits: int) -> int:
@@ -177,6 +185,41 @@ def edge_file_bytes(
     )
 
 
+@dataclass(frozen=True)
+class LayerTables:
+    """Per-layer facts of a problem as arrays, layers in `PlanProblem.order`, widths as positions in
+    `PlanProblem.bits` (a solver working in positions never looks a layer up by name)."""
+
+    widths: np.ndarray  # PlanProblem.bits
+    pairs: np.ndarray  # layer x width: the (layer, bits) tuple an Assignment holds (made once, shared)
+    position: dict[str, int]  # layer -> its position in the order
+    key_of: np.ndarray  # per layer: its weight set's position in `keys`, -1 without weights
+    keys: tuple[str, ...]  # weight sets by first use
+    key_bytes: np.ndarray  # weight set x width: bytes on the device
+    edge_ms: np.ndarray  # layer x weight width x activation width (NaN: not in the profile)
+    weight_mse: np.ndarray  # layer x width (0 without weights)
+    activation_mse: np.ndarray  # layer x width
+
+
+@dataclass(frozen=True)
+class SplitFacts:
+    """Split k's facts as arrays over the width positions, for evaluating many assignments at once."""
+
+    k: int
+    live: LiveIntervals
+    producer: np.ndarray  # per live tensor: its producer's position (a model input: 0, any will do)
+    sizes: np.ndarray  # live tensor x width: bytes stored (a model input: at INPUT_BITS in every column)
+    cross_producer: np.ndarray  # per crossing tensor, as `producer`
+    cross_bytes: np.ndarray  # crossing tensor x width: bytes sent
+    n_keys: int  # the weight sets on the edge are the first n_keys of LayerTables.keys
+    fixed_bytes: int
+    activation_names: tuple[str, ...]  # the edge layers by name (Assignment's order) ...
+    activation_order: np.ndarray  # ... and their positions
+    weight_names: tuple[str, ...]  # the edge layers with weights by name ...
+    weight_layers: np.ndarray  # ... their positions ...
+    weight_keys: np.ndarray  # ... and their weight sets' positions
+
+
 @dataclass
 class PlanProblem:
     """The inputs of a planning run, checked, with per-split facts precomputed.
@@ -198,10 +241,13 @@ class PlanProblem:
     storage_bits: Mapping[int, int] = field(default_factory=dict)
     model_file: ModelFile | None = None  # the runtime's model file overheads (None: weights alone)
     order: list[str] = field(init=False)
+    layers: list[Layer] = field(init=False, repr=False)  # the layers of `order`
     candidates: list[SplitCandidate] = field(init=False)
     _live: dict[int, list[dict[str, int]]] = field(init=False, default_factory=dict, repr=False)
     _keys: dict[int, dict[str, tuple[int, tuple[str, ...]]]] = field(init=False, default_factory=dict, repr=False)
     _key_users: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict, repr=False)
+    _facts: dict[int, SplitFacts] = field(init=False, default_factory=dict, repr=False)
+    _sizes: dict[tuple[str, bool], list[int]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.memory_bytes <= 0:
@@ -217,9 +263,9 @@ class PlanProblem:
         if self.max_error is not None and self.max_error < 0:
             raise PlanError(f"constraints.max_error: must be >= 0, got {self.max_error}")
         self.order = self.graph.topological_order()
+        self.layers = [self.graph.layer(name) for name in self.order]
         self.candidates = self.graph.split_candidates()
-        for name in self.order:
-            layer = self.graph.layer(name)
+        for name, layer in zip(self.order, self.layers, strict=True):
             if layer.quantizable:
                 self._key_users[layer.weight_key] = (*self._key_users.get(layer.weight_key, ()), name)
         self._check_inputs()
@@ -279,11 +325,10 @@ class PlanProblem:
         """The weight sets on the edge for split k: key -> (weight count, the layers using it)."""
         if k not in self._keys:
             keys: dict[str, tuple[int, tuple[str, ...]]] = {}
-            for name in self.order[:k]:
-                layer = self.graph.layer(name)
+            for layer in self.layers[:k]:
                 if layer.quantizable:
                     w, users = keys.get(layer.weight_key, (layer.weights, ()))
-                    keys[layer.weight_key] = (w, (*users, name))
+                    keys[layer.weight_key] = (w, (*users, layer.name))
             self._keys[k] = keys
         return self._keys[k]
 
@@ -298,18 +343,161 @@ class PlanProblem:
         producer = self.graph.tensors[tensor].producer
         return INPUT_BITS if producer is None else abits[producer]
 
+    def wire_bits(self, tensor: str, abits: Mapping[str, int]) -> int:
+        """The bits a crossing tensor is sent at: its producer's, capped at the int8 edge output."""
+        return min(self.tensor_bits(tensor, abits), WIRE_MAX_BITS)
+
     def transmit_bytes(self, k: int, abits: Mapping[str, int]) -> int:
-        return sum(tensor_bytes(c.elements, self.tensor_bits(c.tensor, abits)) for c in self.candidates[k].crossing)
+        return sum(wire_bytes(c.elements, self.tensor_bits(c.tensor, abits)) for c in self.candidates[k].crossing)
 
     def stored_bytes(self, elements: int, bits: int) -> int:
         """Bytes a tensor of `bits`-bit values occupies in the device's memory."""
         return tensor_bytes(elements, self.storage_bits.get(bits, bits))
 
     def peak_activation_bytes(self, steps: Iterable[Mapping[str, int]], abits: Mapping[str, int]) -> int:
+        """The peak of the bit-weighted live sets `steps`, step by step: the plain definition, kept as the
+        reference the vectorised `peak_bytes` is tested against (and for callers holding live sets)."""
         return max(
             (sum(self.stored_bytes(e, self.tensor_bits(t, abits)) for t, e in step.items()) for step in steps),
             default=0,
         )
+
+    def peak_bytes(self, k: int, abits: Mapping[str, int]) -> int:
+        """Peak activation bytes of split k's edge prefix at `abits` (any widths), over its live intervals."""
+        live = self.split_facts(k).live
+        sizes = [self.stored_bytes(self.graph.tensors[t].elements, self.tensor_bits(t, abits)) for t in live.tensors]
+        return int(live.peaks(np.array(sizes, dtype=np.int64)))
+
+    @cached_property
+    def tables(self) -> LayerTables:
+        """The per-layer arrays (built on first use)."""
+        bits, n = self.bits, len(self.order)
+        keys = tuple(self._key_users)
+        key_pos = {key: i for i, key in enumerate(keys)}
+        layers = self.layers
+        pairs = np.empty((n, len(bits)), dtype=object)
+        pairs[:] = [[(name, b) for b in bits] for name in self.order]
+        edge_ms = np.full((n, len(bits), len(bits)), np.nan)
+        for i, name in enumerate(self.order):
+            for w, wb in enumerate(bits):
+                for a, ab in enumerate(bits):
+                    try:
+                        edge_ms[i, w, a] = self.edge_ms(name, wb, ab)
+                    except PlanError:  # raised again by `evaluate` if a solution uses it
+                        pass
+        return LayerTables(
+            widths=np.array(bits, dtype=np.int64),
+            pairs=pairs,
+            position={name: i for i, name in enumerate(self.order)},
+            key_of=np.array([key_pos[lay.weight_key] if lay.quantizable else -1 for lay in layers], dtype=np.int64),
+            keys=keys,
+            key_bytes=np.array([[self.key_bytes(key, b) for b in bits] for key in keys], dtype=np.int64).reshape(
+                len(keys), len(bits)
+            ),
+            edge_ms=edge_ms,
+            weight_mse=np.array([[self.weight_mse(name, b) for b in bits] for name in self.order]),
+            activation_mse=np.array([[self.activation_mse(name, b) for b in bits] for name in self.order]),
+        )
+
+    def split_facts(self, k: int) -> SplitFacts:
+        """Split k's arrays (cached)."""
+        if k not in self._facts:
+            self._facts[k] = self._split_facts(k)
+        return self._facts[k]
+
+    def _split_facts(self, k: int) -> SplitFacts:
+        tab, graph = self.tables, self.graph
+        prefix = self.layers[:k]
+        crossing = [c.tensor for c in self.candidates[k].crossing]
+        keep = set(crossing) | (set(graph.outputs) if k == len(self.order) else set())
+        live = graph.prefix_intervals(prefix, keep)
+
+        def producers(tensors: Sequence[str]) -> np.ndarray:
+            prod = [graph.tensors[t].producer for t in tensors]
+            return np.array([0 if p is None else tab.position[p] for p in prod], dtype=np.int64)
+
+        def per_width(tensors: Sequence[str], stored: bool) -> np.ndarray:
+            rows = [self._tensor_sizes(t, stored) for t in tensors]
+            return np.array(rows, dtype=np.int64).reshape(len(tensors), len(self.bits))
+
+        names = sorted(self.order[:k])
+        wnames = [n for n in names if self.layers[tab.position[n]].quantizable]
+        return SplitFacts(
+            k=k,
+            live=live,
+            producer=producers(live.tensors),
+            sizes=per_width(live.tensors, stored=True),
+            cross_producer=producers(crossing),
+            cross_bytes=per_width(crossing, stored=False),
+            n_keys=len(self.weight_keys(k)),
+            fixed_bytes=self.fixed_bytes(k),
+            activation_names=tuple(names),
+            activation_order=np.array([tab.position[n] for n in names], dtype=np.int64),
+            weight_names=tuple(wnames),
+            weight_layers=np.array([tab.position[n] for n in wnames], dtype=np.int64),
+            weight_keys=np.array([tab.key_of[tab.position[n]] for n in wnames], dtype=np.int64),
+        )
+
+    def assignment_at(self, k: int, key_pos: np.ndarray, act_pos: np.ndarray) -> Assignment:
+        """The Assignment of split k with width positions `key_pos` (by weight set) and `act_pos` (by layer)."""
+        return Assignment(k, self.weight_bits_at(k, key_pos), self.activation_bits_at(k, act_pos))
+
+    def weight_bits_at(self, k: int, key_pos: np.ndarray) -> tuple[tuple[str, int], ...]:
+        """Assignment.weight_bits of split k with width positions `key_pos` (by weight set)."""
+        f = self.split_facts(k)
+        return tuple(self.tables.pairs[f.weight_layers, key_pos[f.weight_keys]].tolist())
+
+    def activation_bits_at(self, k: int, act_pos: np.ndarray) -> tuple[tuple[str, int], ...]:
+        """Assignment.activation_bits of split k with width positions `act_pos` (by layer)."""
+        f = self.split_facts(k)
+        return tuple(self.tables.pairs[f.activation_order, act_pos[f.activation_order]].tolist())
+
+    def evaluate_positions(self, k: int, key_pos: np.ndarray, act_pos: np.ndarray) -> list[Evaluation]:
+        """`evaluate` of P assignments of split k >= 1 given as width positions (`key_pos`: P x weight sets
+        on the edge, `act_pos`: P x edge layers), computed as arrays: the same figures, the same errors."""
+        f, tab = self.split_facts(k), self.tables
+        layers = np.arange(k)
+        key_of = tab.key_of[:k]
+        wpos = np.where(key_of >= 0, key_pos[:, np.maximum(key_of, 0)], act_pos) if f.n_keys else act_pos
+        ms = tab.edge_ms[layers, wpos, act_pos]
+        errors = (tab.weight_mse[layers, wpos] + tab.activation_mse[layers, act_pos]).tolist()
+        tx = f.cross_bytes[np.arange(len(f.cross_producer)), act_pos[:, f.cross_producer]].sum(axis=1).tolist()
+        wbytes = (tab.key_bytes[np.arange(f.n_keys), key_pos].sum(axis=1) + f.fixed_bytes).tolist()
+        peaks = f.live.peaks(f.sizes[np.arange(len(f.producer)), act_pos[:, f.producer]]).tolist()
+        missing = np.isnan(ms).any(axis=1).tolist()
+        crossing = [c.tensor for c in self.candidates[k].crossing]
+        out = []
+        for p, row_ms in enumerate(ms.tolist()):
+            if missing[p]:  # a latency the profile lacks: `evaluate` names it
+                out.append(self.evaluate(self.assignment_at(k, key_pos[p], act_pos[p])))
+                continue
+            mix = 0
+            if self.model_file is not None and max(self.bits) > 8:  # at <= 8 bits every container is int8: 0
+                a = self.assignment_at(k, key_pos[p], act_pos[p])
+                mix = precision_mix_bytes(self.graph, self.order[:k], crossing, a.wbits, a.abits, self.model_file)
+            out.append(
+                Evaluation(
+                    edge_ms=sum(row_ms),
+                    transmit_ms=self.link.transmit_ms(tx[p]),
+                    cloud_ms=self.cloud_suffix_ms[k],
+                    transmit_bytes=tx[p],
+                    edge_weight_bytes=wbytes[p] + mix,
+                    peak_activation_bytes=peaks[p],
+                    error=sum(errors[p]),
+                )
+            )
+        return out
+
+    def _tensor_sizes(self, tensor: str, stored: bool) -> list[int]:
+        """A tensor's bytes at each candidate width (a model input: at INPUT_BITS), in the device's memory
+        (`stored`) or on the wire; cached."""
+        if (tensor, stored) not in self._sizes:
+            info = self.graph.tensors[tensor]
+            size = self.stored_bytes if stored else wire_bytes
+            self._sizes[tensor, stored] = [
+                size(info.elements, INPUT_BITS if info.producer is None else b) for b in self.bits
+            ]
+        return self._sizes[tensor, stored]
 
     def key_bytes(self, key: str, bits: int) -> int:
         """Bytes the weight set `key` takes on the device at `bits` (its first user stands for all)."""
@@ -321,7 +509,7 @@ class PlanProblem:
         if k == 0:
             return 0
         n_out = len(self.candidates[k].crossing) or len(self.graph.outputs)
-        return fixed_model_bytes([self.graph.layer(n) for n in self.order[:k]], n_out, self.model_file)
+        return fixed_model_bytes(self.layers[:k], n_out, self.model_file)
 
     def weight_bytes(self, k: int, wbits: Mapping[str, int]) -> int:
         return sum(self.key_bytes(key, wbits[users[0]]) for key, (_, users) in self.weight_keys(k).items()) + (
@@ -355,7 +543,7 @@ class PlanProblem:
             + precision_mix_bytes(
                 self.graph, edge, [c.tensor for c in self.candidates[k].crossing], wbits, abits, self.model_file
             ),
-            peak_activation_bytes=self.peak_activation_bytes(self.live_steps(k), abits),
+            peak_activation_bytes=self.peak_bytes(k, abits),
             error=error,
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from splitsdk.plan.autosplit import ORIGIN_CLOUD, Candidate, Selection
 from splitsdk.plan.baselines import Baseline
+from splitsdk.plan.buildable import SplitBound
 from splitsdk.plan.problem import PlanProblem
 
 
@@ -28,9 +29,11 @@ def _pct(a: float, b: float) -> str:
 
 def _criterion(sel: Selection, problem: PlanProblem) -> str:
     if sel.criterion == "measured-accuracy":
+        label_free = sel.measure.startswith("label-free")
+        what = f" ({sel.measure})" if sel.measure else ""
         return (
-            f"Selected on measured accuracy: the fastest of {len(sel.measured)} evaluated candidates whose "
-            f"accuracy drop is within {sel.threshold:g}."
+            f"Selected on {'label-free' if label_free else 'measured'} accuracy{what}: the fastest of "
+            f"{len(sel.measured)} evaluated candidates whose accuracy drop is within {sel.threshold:g}."
         )
     if sel.criterion == "error-proxy":
         return (
@@ -40,14 +43,24 @@ def _criterion(sel: Selection, problem: PlanProblem) -> str:
     return "No accuracy constraint was given: the fastest candidate was selected."
 
 
+def _bounded(bound: SplitBound, k: int) -> str:
+    where = "it bounds the split" if k == bound.index else f"the split could go up to index {bound.index}"
+    return (
+        f"The edge cannot run layer {bound.layer!r} (op {bound.op}: {bound.reason}): it and every later layer "
+        f"stay in the cloud; {where}."
+    )
+
+
 def explain(
     problem: PlanProblem,
     sel: Selection,
     cands: list[Candidate],
     base: dict[str, Baseline],
     fits_somewhere: bool,
+    bound: SplitBound | None = None,
 ) -> str:
-    """A few sentences: what was chosen, the facts that made it win, and how it was selected."""
+    """A few sentences: what was chosen, the facts that made it win, the layer that bounds the split
+    (`bound`: the first one the edge cannot run) and how it was selected."""
     c = sel.chosen
     ev = c.evaluation
     cloud = base["cloud_only"].evaluation.total_ms
@@ -91,6 +104,8 @@ def explain(
             f"so sending it takes {ms(ev.transmit_ms)} ms; the edge part runs in {ms(ev.edge_ms)} ms within "
             f"{mb(problem.memory_bytes)}. {_pct(ev.total_ms, cloud)} faster than CLOUD-ONLY."
         )
+    if bound is not None:
+        out.append(_bounded(bound, k))
     ns = base.get("neurosurgeon")
     if ns is not None and c.origin != ORIGIN_CLOUD and ns.evaluation.total_ms > ev.total_ms:
         out.append(

@@ -40,8 +40,9 @@ def build_profile(
     """Latency of every layer on `edge` at every (wbits, abits) and on `cloud` at its native precision.
 
     `backend="scalesim"` simulates the matrix products of systolic devices with SCALE-Sim (slow,
-    cached per layer); other devices keep the analytic model. A measured table replaces the model
-    for its device entirely. `progress(stage, done, total)` is called after each layer.
+    cached per layer); other devices keep the analytic model. A measured cloud table replaces the
+    model entirely; a measured edge table where it has a value (layer and precision), the model
+    elsewhere (`source` says how many values were measured). `progress(stage, done, total)` is called after each layer.
     """
     if backend not in BACKENDS:
         raise ProfileError(f"unknown profile backend '{backend}' (known: {', '.join(BACKENDS)})")
@@ -59,20 +60,22 @@ def build_profile(
     pairs = edge_bit_pairs(edge_t)
     edge_table = load_measured(measured_edge) if measured_edge is not None else None
     cloud_table = load_measured(measured_cloud) if measured_cloud is not None else None
-    if edge_table is not None:
-        edge_table.require(order)
-        edge_ms = {name: {p: _measured(edge_table, edge_t, name, p, pairs) for p in pairs} for name in order}
-    else:
-        fn = cost_fn(edge_t)
-        edge_ms = {}
-        for i, name in enumerate(order):
-            edge_ms[name] = _model_row(fn, works[name], edge_t, name, pairs)
-            if progress is not None:
-                progress(f"profile {edge_t.name}", i + 1, len(order))
-    native = (cloud_t.quant.native_weights, cloud_t.quant.native_activations)
+    fn = cost_fn(edge_t)
+    edge_ms = {}
+    modelled = 0  # (layer, pair) values the edge table did not give: the model's
+    for i, name in enumerate(order):
+        got = {p: _measured(edge_table, edge_t, name, p, pairs) for p in pairs} if edge_table is not None else {}
+        row = {p: v for p, v in got.items() if v is not None}
+        if len(row) < len(pairs):
+            modelled += len(pairs) - len(row)
+            row = {**_model_row(fn, works[name], edge_t, name, pairs), **row}
+        edge_ms[name] = row
+        if progress is not None:
+            progress(f"profile {edge_t.name}", i + 1, len(order))
+    native = (cloud_t.quant.native.weights, cloud_t.quant.native.activations)
     if cloud_table is not None:
         cloud_table.require(order)
-        cloud_ms = {name: _measured(cloud_table, cloud_t, name, native, [native]) for name in order}
+        cloud_ms = {name: cloud_table.lookup(name, native) for name in order}
     else:
         fn = cost_fn(cloud_t)
         cloud_ms = {}
@@ -85,7 +88,7 @@ def build_profile(
         cloud_device=cloud_t.name,
         edge=edge_ms,
         cloud=cloud_ms,
-        source=_source(edge_t, cloud_t, backend, edge_table, cloud_table),
+        source=_source(edge_t, cloud_t, backend, edge_table, cloud_table, modelled, len(order) * len(pairs)),
     )
 
 
@@ -103,20 +106,24 @@ def _model_row(fn: CostFn, work: LayerWork, target: Target, name: str,
 
 
 def _measured(table: MeasuredTable, target: Target, layer: str, pair: tuple[int, int],
-              pairs: list[tuple[int, int]]) -> float:
-    """A measured value; a pair not in the table borrows the closest measured pair of the same mode."""
+              pairs: list[tuple[int, int]]) -> float | None:
+    """A measured value; a pair not in the table borrows the closest measured pair of the same mode;
+    None when the table has neither (the analytic model fills it in)."""
     mode = target.quant.mode_for(*pair)
     same = [p for p in pairs if p != pair and target.quant.mode_for(*p) == mode]
     same.sort(key=lambda p: (abs(p[0] - pair[0]) + abs(p[1] - pair[1]), p))
-    return table.lookup(layer, pair, same)
+    return table.find(layer, pair, same)
 
 
-def _source(edge: Target, cloud: Target, backend: str,
-            et: MeasuredTable | None, ct: MeasuredTable | None) -> str:
+def _source(edge: Target, cloud: Target, backend: str, et: MeasuredTable | None, ct: MeasuredTable | None,
+            edge_modelled: int = 0, edge_values: int = 0) -> str:
     def one(target: Target, table: MeasuredTable | None) -> str:
-        if table is not None:
-            return f"measured:{table.path}"
-        return "scalesim" if backend == "scalesim" and target.device.systolic is not None else "analytic"
+        model = "scalesim" if backend == "scalesim" and target.device.systolic is not None else "analytic"
+        if table is None:
+            return model
+        if table is et and edge_modelled:  # a partial edge table: the model fills the rest
+            return f"measured:{table.path}+{model}({edge_values - edge_modelled}/{edge_values} values measured)"
+        return f"measured:{table.path}"
 
     e, c = one(edge, et), one(cloud, ct)
     return e if e == c else f"edge={e};cloud={c}"

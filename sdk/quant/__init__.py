@@ -1,6 +1,6 @@
 """Per-layer quantisation sensitivity measured on calibration data, and the one set of quantisers (`grid`)."""
 
-from splitsdk.quant.calib import Dataset, load_dataset
+from splitsdk.quant.calib import Dataset, load_dataset, load_graph_for_data, parse_shape, sample_shape
 from splitsdk.quant.grid import (
     CONTAINER_BITS,
     Channels,
@@ -38,6 +38,9 @@ __all__ = [
     "keras_channels",
     "keras_kernels",
     "load_dataset",
+    "load_graph_for_data",
+    "parse_shape",
+    "sample_shape",
     "measure_sensitivity",
     "minmax_grid",
     "onnx_channels",

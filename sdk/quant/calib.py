@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from splitsdk.errors import DataError, first_line
+from splitsdk.errors import DataError, DynamicShapeError, first_line
+from splitsdk.graph.model import LayerGraph
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm"}
 
@@ -81,6 +84,56 @@ def load_dataset(
     if y is not None and len(y) != len(x):
         raise DataError(f"{p}: field 'y' has {len(y)} labels for {len(x)} samples")
     return Dataset(x, y, str(p))
+
+
+def sample_shape(path: str | Path | None) -> tuple[int, ...] | None:
+    """The per-sample shape of an .npz's inputs (array `x`, else its first array), without loading them;
+    None for a folder of images, no data, or a file that is not an .npz (`load_dataset` says what is wrong)."""
+    if path is None or Path(path).suffix != ".npz" or not Path(path).is_file():
+        return None
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith(".npy")]
+            name = "x.npy" if "x.npy" in names else (names[0] if names else None)
+            if name is None:
+                return None
+            with zf.open(name) as fh:
+                major, _ = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, _, _ = read(fh)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+    return tuple(int(d) for d in shape[1:])
+
+
+def load_graph_for_data(
+    model: Any, calib: str | Path | None, input_shape: tuple[int, ...] | None = None, optimize_graph: bool = True
+) -> LayerGraph:
+    """`load_graph` for a model that will see `calib`: dynamic input dims are fixed from `input_shape`, else
+    from the calibration data's sample shape (a note on the graph says so); a fixed-shape model loads as is."""
+    from splitsdk.graph import load_graph
+
+    if input_shape is not None:
+        return load_graph(model, optimize_graph, input_shape=input_shape)
+    try:
+        return load_graph(model, optimize_graph)
+    except DynamicShapeError:
+        shape = sample_shape(calib)
+        if shape is None:
+            raise
+        graph = load_graph(model, optimize_graph, input_shape=shape)
+        graph.notes.append(f"input shape {shape} taken from the calibration data {calib}")
+        return graph
+
+
+def parse_shape(text: str, what: str = "--input-shape") -> tuple[int, ...]:
+    """`96,96,3` or `96x96x3` -> (96, 96, 3): a per-sample shape as a user types it."""
+    parts = [t for t in re.split(r"[x,\s]+", text.strip()) if t]
+    if not parts or not all(t.isdigit() and int(t) > 0 for t in parts):
+        raise DataError(f"{what}: expected positive dimensions like 96,96,3, got {text!r}")
+    return tuple(int(t) for t in parts)
 
 
 def _load_images(folder: Path, input_shape: tuple[int, ...], limit: int, scale: float) -> Dataset:

@@ -20,11 +20,20 @@ import numpy as np
 
 from splitsdk.graph.keras_import import KerasCall, build_keras, call_outputs
 from splitsdk.graph.model import Layer, LayerGraph
+from splitsdk.graph.onnx_weights import OnnxConstants
 from splitsdk.quant.calib import Dataset
-from splitsdk.quant.grid import RangeCalibration, keras_kernels, onnx_channels, weight_errors
+from splitsdk.quant.grid import (
+    CONTAINER_BITS,
+    RangeCalibration,
+    keras_kernels,
+    onnx_channels,
+    quantize_range,
+    value_range,
+    weight_errors,
+)
 from splitsdk.quant.types import Sensitivity
 
-CACHE_VERSION = 2  # 2: weights as shipped (output channels per op; sub-8-bit grids re-rounded onto int8)
+CACHE_VERSION = 3  # 3: vector-only layers (unfolded batch norm, ...) priced as TFLite ships their constants
 
 
 def cache_dir() -> Path:
@@ -40,14 +49,12 @@ def kernel_matrices(graph: LayerGraph, layer: Layer) -> list[np.ndarray]:
 
 
 def _onnx_kernels(graph: LayerGraph, layer: Layer) -> list[np.ndarray]:
-    from onnx import numpy_helper
-
+    """The kernel (input 1, an initialiser or a Constant node) of an ONNX node, as fake_quantize_onnx ships it."""
     node = layer.source
-    inits = {i.name: i for i in graph.source.graph.initializer}
-    arr = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-    if arr.ndim < 2:
-        return []  # a batch normalisation's vectors stay in higher precision
-    mat = onnx_channels(node).matrix(arr)
+    arr = OnnxConstants(graph.source.graph).get(node.input[1]) if len(node.input) > 1 else None
+    if arr is None or arr.ndim < 2 or arr.dtype.kind != "f":
+        return []  # no kernel: vectors are priced by `affine_vectors`
+    mat = onnx_channels(node).matrix(arr.astype(np.float32))
     bn = layer.attrs.get("bn")
     if bn is not None:  # folded into the output channels
         gamma, _beta, _mean, var, eps = bn
@@ -55,8 +62,53 @@ def _onnx_kernels(graph: LayerGraph, layer: Layer) -> list[np.ndarray]:
     return [mat]
 
 
+def affine_vectors(graph: LayerGraph, layer: Layer) -> list[np.ndarray]:
+    """The constant vectors a layer without kernels ships. An unfolded batch norm becomes TFLite's MUL by a
+    per-channel scale and ADD of a per-channel offset; other layers (normalisation, PReLU) ship their weights."""
+    src = layer.source
+    bn = _batchnorm(layer)
+    if bn is not None:
+        gamma, beta, mean, var, eps = bn
+        scale = gamma / np.sqrt(var + eps)
+        return [scale.astype(np.float32), (beta - mean * scale).astype(np.float32)]
+    if isinstance(src, KerasCall):
+        values = [np.asarray(w.numpy()) for w in (src.replacement or src.op).weights]
+    else:
+        consts = OnnxConstants(graph.source.graph)
+        values = [v for v in (consts.get(t) for t in src.input[1:] if t) if v is not None]
+    return [v.astype(np.float32) for v in values if v.dtype.kind == "f"]
+
+
+def _batchnorm(layer: Layer) -> tuple[Any, ...] | None:
+    """(gamma, beta, mean, variance, epsilon) of an unfolded batch norm, None for any other layer."""
+    if layer.op != "BatchNormalization":
+        return None
+    src = layer.source
+    if not isinstance(src, KerasCall):
+        bn: tuple[Any, ...] | None = layer.attrs.get("bn")
+        return bn
+    op = src.op
+    mean, var = np.asarray(op.moving_mean.numpy()), np.asarray(op.moving_variance.numpy())
+    gamma = np.asarray(op.gamma.numpy()) if op.gamma is not None else np.ones_like(mean)
+    beta = np.asarray(op.beta.numpy()) if op.beta is not None else np.zeros_like(mean)
+    return gamma, beta, mean, var, float(op.epsilon)
+
+
+def vector_errors(vectors: list[np.ndarray], bits: Sequence[int]) -> dict[int, float]:
+    """Mean squared error of constant vectors as TFLite's int8 converter stores them: each tensor on one
+    asymmetric min-max int8 grid (0 included), whatever width below 8 the plan names (they are not re-rounded
+    below int8); above 8 bits the layer runs in float."""
+    total = sum(v.size for v in vectors)
+    sq = sum(float(np.sum((v - quantize_range(v, *value_range(v), CONTAINER_BITS)) ** 2, dtype=np.float64))
+             for v in vectors if v.size)
+    return {b: sq / total if total and b <= CONTAINER_BITS else 0.0 for b in bits}
+
+
 def weight_mse(graph: LayerGraph, layer: Layer, bits: Sequence[int]) -> dict[int, float]:
-    return weight_errors(kernel_matrices(graph, layer), bits)
+    mats = kernel_matrices(graph, layer)
+    if mats:
+        return weight_errors(mats, bits)
+    return vector_errors(affine_vectors(graph, layer), bits)
 
 
 def activation_runner(graph: LayerGraph, tensors: list[str]) -> Callable[[np.ndarray], list[np.ndarray]]:
@@ -78,8 +130,10 @@ def activation_runner(graph: LayerGraph, tensors: list[str]) -> Callable[[np.nda
 
         fixed_batch = sess.get_inputs()[0].shape[0] == 1
 
-        def run_onnx(x: np.ndarray) -> list[np.ndarray]:
-            nchw = np.moveaxis(x, -1, 1) if x.ndim == 4 else x
+        model_shape = list(sess.get_inputs()[0].shape[1:])
+
+        def run_onnx(x: np.ndarray) -> list[np.ndarray]:  # channels-last data; an NHWC model takes it as is
+            nchw = np.moveaxis(x, -1, 1) if x.ndim == 4 and list(x.shape[1:]) != model_shape else x
             if not fixed_batch:
                 return list(sess.run(tensors, {in_name: nchw}))
             per_sample = [sess.run(tensors, {in_name: nchw[i : i + 1]}) for i in range(len(nchw))]
