@@ -4,13 +4,21 @@ excluded (a stand-in returning constant scores) and included (the bundle's real 
 Run alone: `python benchmarks/bench_receiver.py`; bench_wire.py includes its table. The receiver runs
 in this process on its own event loop thread (plain TCP on loopback, SQLite on a temp dir); the
 cameras are asyncio clients sending pre-encoded frames back to back.
+
+`receiver_cpu` is the receiver-efficiency goal: the receiver in its own process (tests/receiver_load.py),
+camera fleets in other processes, a 288 KB frame (36x64x256 at 4 bits), the cloud model excluded
+(`null_runner`, constant scores: only the model's own cost is left out, the frame is still read, checked,
+dequantised into the batch tensor, post-processed and committed); frames per CPU-second of the receiver
+process (/proc/<pid>/stat, all its threads) for both SQLite sync modes, and the p99 RESULT latency.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import os
 import sys
@@ -22,16 +30,19 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from receiver_load import ReceiverProcess, cpu_seconds, run_cameras  # noqa: E402
 from test_receiver import ReceiverThread, make_frame  # noqa: E402
 from test_wire_bundle import build_bundle  # noqa: E402
 
 from splitsdk import wire  # noqa: E402
-from splitsdk.cloud.config import ReceiverConfig  # noqa: E402
+from splitsdk.cloud.config import BatchingConfig, ReceiverConfig  # noqa: E402
 from splitsdk.cloud.model import load_cloud_runner, null_runner  # noqa: E402
 from splitsdk.wire.bundle import Bundle, load_bundle  # noqa: E402
 from splitsdk.wire.client import AsyncWireClient  # noqa: E402
 
 BENCH_INPUT = (36, 64, 3)  # crossing tensor 36x64x32 at 4 bits: 36 KiB per frame
+CPU_CHANNELS = 256  # receiver_cpu: 36x64x256 at 4 bits, 288 KiB per frame
+CPU_GOAL = 1000.0  # frames per receiver CPU-second, model excluded
 
 
 async def _load(port: int, bundle: Bundle, clients: int, seconds: float) -> int:
@@ -69,7 +80,11 @@ def receiver_throughput(client_counts: tuple[int, ...] = (1, 4, 16, 64), seconds
             for clients in client_counts:
                 db = Path(tmp) / f"{label}-{sync}-{clients}.sqlite"
                 cfg = ReceiverConfig(
-                    port=0, db=db, db_synchronous=sync, insecure_plain_tcp=True, max_batch=32, max_wait_ms=2.0
+                    listen="127.0.0.1:0",
+                    db=db,
+                    db_synchronous=sync,
+                    insecure_plain_tcp=True,
+                    batching=BatchingConfig(max_batch=32, max_wait_ms=2.0),
                 )
                 srv = ReceiverThread(bundle, cfg, runner)
                 try:
@@ -92,19 +107,87 @@ def receiver_throughput(client_counts: tuple[int, ...] = (1, 4, 16, 64), seconds
     return rows
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    out = [
-        "| cloud model | SQLite synchronous | clients | frames/s | mean batch | queue ms/frame | model ms/batch "
-        "| SQLite commit ms/batch |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+def _fleet(
+    srv: ReceiverProcess, bundle: Bundle, frame: Path, tmp: Path, cameras: int, seconds: float
+) -> dict[str, Any]:
+    """Camera processes (two, half the cameras each) sending for `seconds`; the receiver's CPU time meanwhile."""
+    outs = [tmp / f"fleet-{i}.json" for i in range(2)]
+    cpu0 = cpu_seconds(srv.pid)
+    procs = [
+        run_cameras(srv.port, bundle.plan_sha256, frame, out, cameras // 2, prefix=f"b{i}", seconds=seconds)
+        for i, out in enumerate(outs)
     ]
-    for r in rows:
-        out.append(
-            f"| {r['cloud']} | {r['sync']} | {r['clients']} | {r['frames_s']:.0f} | {r['mean_batch']:.1f} "
-            f"| {r['queue']:.2f} | {r['model']:.2f} | {r['store']:.2f} |"
-        )
-    return "\n".join(out)
+    for p in procs:
+        p.wait(seconds + 120)
+    cpu = cpu_seconds(srv.pid) - cpu0
+    data = [json.loads(o.read_text()) for o in outs]
+    lat = sorted(x for d in data for x in d["latency_s"])
+    frames = sum(len(d["acks"]) for d in data)
+    return {
+        "frames": frames,
+        "cpu_s": cpu,
+        "frames_per_cpu_s": frames / max(cpu, 1e-9),
+        "p50_ms": 1e3 * lat[len(lat) // 2] if lat else float("nan"),
+        "p99_ms": 1e3 * lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan"),
+        "failures": sum(len(d["failures"]) for d in data),
+    }
+
+
+def receiver_cpu(cameras: int = 16, seconds: float = 5.0, profile: str = "") -> list[dict[str, Any]]:
+    """Frames per receiver CPU-second at 288 KB per frame, model excluded, SQLite full and normal."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        with contextlib.redirect_stdout(io.StringIO()):
+            bundle_dir = build_bundle(tmp / "bundle", bits=4, input_shape=BENCH_INPUT, channels=CPU_CHANNELS)
+        bundle = load_bundle(bundle_dir)
+        frame = tmp / "frame.bin"
+        frame.write_bytes(wire.encode(make_frame(bundle, "bench", 0)))
+        for sync in ("full", "normal"):
+            extra = ["--sync", sync, "--runner", "null", "--max-batch", "32", "--max-wait-ms", "2"]
+            extra += ["--profile", f"{profile}.{sync}"] if profile else []
+            srv = ReceiverProcess.start(bundle_dir, tmp / f"{sync}.sqlite", *extra)
+            try:
+                row = _fleet(srv, bundle, frame, tmp, cameras, seconds)
+            finally:
+                srv.stop()
+            rows.append({"sync": sync, "cameras": cameras, "frame_kb": frame.stat().st_size / 1024} | row)
+    return rows
+
+
+CPU_TABLE = (
+    "| SQLite synchronous | cameras | frame | frames | receiver CPU s | frames per CPU-second (goal >= 1000) "
+    "| measured / goal | RESULT latency p50 / p99 ms | failures |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| {sync} | {cameras} | {frame_kb:.0f} KiB | {frames} | {cpu_s:.2f} | {frames_per_cpu_s:.0f} | {ratio:.2f}x "
+    "| {p50_ms:.1f} / {p99_ms:.1f} | {failures} |",
+)
+THROUGHPUT_TABLE = (
+    "| cloud model | SQLite synchronous | clients | frames/s | mean batch | queue ms/frame | model ms/batch "
+    "| SQLite commit ms/batch |",
+    "|---|---|---:|---:|---:|---:|---:|---:|",
+    "| {cloud} | {sync} | {clients} | {frames_s:.0f} | {mean_batch:.1f} | {queue:.2f} | {model:.2f} | {store:.2f} |",
+)
+
+
+def _table(layout: tuple[str, str, str], rows: list[dict[str, Any]]) -> str:
+    header, align, row = layout
+    return "\n".join([header, align, *(row.format(**r) for r in rows)])
+
+
+def cpu_markdown(rows: list[dict[str, Any]]) -> str:
+    return _table(CPU_TABLE, [r | {"ratio": r["frames_per_cpu_s"] / CPU_GOAL} for r in rows])
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    return _table(THROUGHPUT_TABLE, rows)
 
 
 if __name__ == "__main__":
-    print(markdown(receiver_throughput()))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu-only", action="store_true", help="only the receiver CPU-efficiency table")
+    parser.add_argument("--profile", default="", help="cProfile the receiver's event loop to PREFIX.<sync>")
+    args = parser.parse_args()
+    print(cpu_markdown(receiver_cpu(profile=args.profile)), end="\n\n")
+    if not args.cpu_only:
+        print(markdown(receiver_throughput()))

@@ -27,11 +27,11 @@ from test_wire_bundle import build_bundle
 from splitsdk import wire
 from splitsdk.cloud.batcher import DynamicBatcher
 from splitsdk.cloud.certs import make_certs
-from splitsdk.cloud.config import ReceiverConfig, load_config
+from splitsdk.cloud.config import BatchingConfig, LimitsConfig, ReceiverConfig, TlsConfig, load_config
 from splitsdk.cloud.model import load_cloud_runner
 from splitsdk.cloud.postprocess import resolve, topk
 from splitsdk.cloud.server import Receiver
-from splitsdk.cloud.store import ResultStore
+from splitsdk.cloud.store import open_store
 from splitsdk.errors import BundleError, ReceiverError
 from splitsdk.wire.bundle import Bundle, load_bundle
 from splitsdk.wire.client import AsyncWireClient, ReceiverRefused, WireClient, client_tls_context
@@ -113,19 +113,12 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def config(certs: Path, tmp_path_factory: pytest.TempPathFactory) -> ReceiverConfig:
     return ReceiverConfig(
-        host="127.0.0.1",
-        port=0,
+        listen="127.0.0.1:0",
         db=tmp_path_factory.mktemp("db") / "results.sqlite",
-        metrics_host="127.0.0.1",
-        metrics_port=0,
-        tls_cert=certs / "server.pem",
-        tls_key=certs / "server.key",
-        client_ca=certs / "ca.pem",
-        read_timeout_s=1.0,
-        idle_timeout_s=30.0,
-        max_batch=16,
-        max_wait_ms=5.0,
-        max_frame_bytes=1 << 20,
+        metrics="127.0.0.1:0",
+        tls=TlsConfig(cert=certs / "server.pem", key=certs / "server.key", client_ca=certs / "ca.pem"),
+        limits=LimitsConfig(read_timeout_s=1.0, idle_timeout_s=30.0, max_frame_bytes=1 << 20),
+        batching=BatchingConfig(max_batch=16, max_wait_ms=5.0),
     ).validate()
 
 
@@ -155,7 +148,7 @@ def test_correct_results_over_tls(
             result = client.send_frame(make_frame(bundle, "good", seq))
             assert result.seq == seq and result.status == 0 and result.timestamp_us == 1000 + seq
             assert_same_result(result.body, reference_result(bundle, runner, "good", seq))
-    store = ResultStore(config.db)
+    store = open_store(config.db)
     stored = store.get("good", 3)
     store.close()
     assert stored is not None and stored.capture_us == 1003
@@ -367,7 +360,7 @@ def test_stats_message_is_stored_and_frames_go_on(
         result = client.send_frame(make_frame(bundle, "cam-1", 1))  # the next reply is this frame's RESULT
         assert result.seq == 1 and result.status == 0
     assert server.receiver.metrics.device_stats.value() == before + 1
-    store = ResultStore(config.db)
+    store = open_store(config.db)
     rows = store.stats("cam-1")
     store.close()
     assert len(rows) == 1 and json.loads(rows[0][1]) == stats
@@ -395,7 +388,9 @@ def test_metrics_and_healthz(server: ReceiverThread, certs: Path, bundle: Bundle
 
 
 def test_max_connections_and_plain_tcp(bundle: Bundle, runner: Any, tmp_path: Path) -> None:
-    cfg = ReceiverConfig(port=0, db=tmp_path / "r.sqlite", insecure_plain_tcp=True, max_connections=2).validate()
+    cfg = ReceiverConfig(
+        listen="127.0.0.1:0", db=tmp_path / "r.sqlite", insecure_plain_tcp=True, limits=LimitsConfig(max_connections=2)
+    ).validate()
     srv = ReceiverThread(bundle, cfg, runner)
     try:
         held = [WireClient("127.0.0.1", srv.port) for _ in range(2)]
@@ -433,12 +428,13 @@ def test_receiver_toml_config(tmp_path: Path) -> None:
         '[tls]\ncert = "s.pem"\nkey = "s.key"\nclient_ca = "ca.pem"\n'
         "[limits]\nmax_frame_bytes = 4096\nread_timeout_s = 2.5\n[batching]\nmax_batch = 3\n"
     )
-    cfg = load_config(toml, max_batch=5, port=None)
-    assert (cfg.host, cfg.port, cfg.metrics_port, cfg.db) == ("0.0.0.0", 7711, 9111, Path("x.sqlite"))
-    assert cfg.tls_cert == Path("s.pem") and cfg.limits.max_frame_bytes == 4096 and cfg.read_timeout_s == 2.5
-    assert cfg.max_batch == 5  # the command line wins over the file
+    cfg = load_config(toml, {"batching.max_batch": 5, "listen": None})
+    assert (cfg.host, cfg.port, cfg.metrics_address, cfg.db) == ("0.0.0.0", 7711, ("127.0.0.1", 9111), "x.sqlite")
+    assert cfg.tls.cert == Path("s.pem") and cfg.limits.frame.max_frame_bytes == 4096
+    assert cfg.limits.read_timeout_s == 2.5
+    assert cfg.batching.max_batch == 5  # the command line wins over the file
     toml.write_text("[limits]\nmax_frame = 1\n")
-    with pytest.raises(ReceiverError, match="unknown key 'limits.max_frame'"):
+    with pytest.raises(ReceiverError, match=r"receiver.toml: limits.max_frame: unknown key"):
         load_config(toml)
 
 

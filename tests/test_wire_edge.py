@@ -14,7 +14,7 @@ from test_wire_bundle import build_bundle
 
 from splitsdk.cli.main import main as cli_main
 from splitsdk.cloud.certs import make_certs
-from splitsdk.cloud.config import ReceiverConfig
+from splitsdk.cloud.config import ReceiverConfig, TlsConfig
 from splitsdk.cloud.model import load_cloud_runner
 from splitsdk.cloud.postprocess import topk
 from splitsdk.wire.bundle import Bundle, load_bundle
@@ -28,11 +28,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bundle, Path
     make_certs(root / "certs", ["cam-sim"], ["127.0.0.1"])
     certs = root / "certs"
     cfg = ReceiverConfig(
-        port=0,
+        listen="127.0.0.1:0",
         db=root / "r.sqlite",
-        tls_cert=certs / "server.pem",
-        tls_key=certs / "server.key",
-        client_ca=certs / "ca.pem",
+        tls=TlsConfig(cert=certs / "server.pem", key=certs / "server.key", client_ca=certs / "ca.pem"),
     ).validate()
     runner = load_cloud_runner(bundle)
     srv = ReceiverThread(bundle, cfg, runner)
@@ -45,7 +43,7 @@ def numpy_reference(bundle: Bundle, runner: Any, image: np.ndarray) -> dict[str,
     outs = EdgeModel(bundle).run(image)
     inputs = []
     for out, c in zip(outs, bundle.crossing, strict=True):
-        codes = c.lut[out.astype(np.int16) + 128]
+        codes = c.lut_table[out.astype(np.int16) + 128]
         inputs.append(((codes.astype(np.float32) - c.zero_point) * np.float32(c.scale))[None])
     return json.loads(topk(runner(inputs), bundle.postprocess))
 
@@ -85,7 +83,7 @@ def test_edge_sim_cli_end_to_end(env: Any, tmp_path: Path, capsys: pytest.Captur
     assert [ln["frame"] for ln in lines] == ["f0.npy", "f1.npy", "f2.npy", "f3.npy", "z.png"]
     assert [ln["seq"] for ln in lines] == [0, 1, 2, 3, 4] and all(ln["status"] == 0 for ln in lines)
     for ln in lines[:4]:
-        got = json.loads(ln["result"])["topk"]
+        got = ln["result"]["topk"]
         want = numpy_reference(bundle, runner, images[ln["frame"]])["topk"]
         assert [c for c, _ in got] == [c for c, _ in want]
         np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
@@ -93,10 +91,10 @@ def test_edge_sim_cli_end_to_end(env: Any, tmp_path: Path, capsys: pytest.Captur
 
 def test_edge_sim_errors_are_one_line(env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bundle, _, srv, _ = env
-    assert cli_main(["edge-sim", str(bundle.root), "--server", "127.0.0.1:1", "--frames", str(tmp_path)]) == 2
+    assert cli_main(["edge-sim", str(bundle.root), "--server", "127.0.0.1:1", "--frames", str(tmp_path)]) == 1
     assert "no .npy/.png/.jpg frames" in capsys.readouterr().err
     np.save(tmp_path / "a.npy", np.zeros(bundle.input.shape, np.float32))
     # no TLS against a TLS receiver: the receiver drops the connection, the CLI says so in one line
-    assert cli_main(["edge-sim", str(bundle.root), "--server", f"127.0.0.1:{srv.port}", "--frames", str(tmp_path)]) == 2
+    assert cli_main(["edge-sim", str(bundle.root), "--server", f"127.0.0.1:{srv.port}", "--frames", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("splitsdk: error:")

@@ -191,3 +191,14 @@ def test_stats_round_trip_and_layout() -> None:
     with pytest.raises(FrameError) as info:
         wire.decode(_set(data, 5, b"\x06"))
     assert info.value.status == DecodeStatus.TYPE
+
+
+def test_decode_without_copy_gives_views_of_the_frame() -> None:
+    t = WireTensor(TensorKind.PACKED, 4, 0.5, 3, (2, 3), bytes(range(3)))
+    data = wire.encode(wire.Frame(7, 8, (t, t)))
+    copied, _ = wire.decode(data)
+    viewed, n = wire.decode(data, copy=False)
+    assert n == len(data) and viewed == copied
+    payload = viewed.tensors[1].payload
+    assert isinstance(payload, memoryview) and payload.obj is data and bytes(payload) == t.payload
+    assert isinstance(copied.tensors[0].payload, bytes)

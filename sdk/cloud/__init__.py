@@ -1,7 +1,9 @@
 """The cloud receiver daemon (`splitsdk serve`): TLS, limits, dynamic batching, durable results.
 
-`serve(bundle_dir, config)` runs it in the foreground; `Receiver` is the asyncio server itself for
-programs that embed it; `make_certs` creates the camera CA and certificates.
+`serve(bundle, config)` runs it in the foreground (what `splitsdk serve` calls); `Receiver(bundle,
+config)` is the asyncio server itself for programs that embed it; `make_certs` creates the camera CA
+and certificates. Importing this package loads no TensorFlow, Keras, planner or converter: a Keras
+cloud model is loaded (with Keras) only when a receiver starts on a bundle that has one.
 """
 
 from __future__ import annotations

@@ -135,18 +135,44 @@ class Registry:
         return "".join(m.render() for m in self._metrics)
 
 
+MAX_HEADER_LINES = 100
+MAX_LINE_BYTES = 8192
+
+
 async def serve_http(
-    host: str, port: int, registry: Registry, healthy: Callable[[], bool]
+    host: str,
+    port: int,
+    registry: Registry,
+    healthy: Callable[[], bool],
+    request_timeout_s: float = 5.0,
+    max_connections: int = 16,
 ) -> asyncio.base_events.Server:
-    """Serve GET /metrics and GET /healthz (200 while healthy, 503 while draining)."""
+    """Serve GET /metrics and GET /healthz (200 while healthy, 503 while draining).
+
+    A request (its line and headers, at most MAX_HEADER_LINES lines of MAX_LINE_BYTES) must arrive
+    within `request_timeout_s` in all, however it trickles in; past `max_connections` open at once a
+    new connection is closed unanswered."""
+    open_now = 0
+
+    async def read_request(reader: asyncio.StreamReader) -> str:
+        async with asyncio.timeout(request_timeout_s):
+            request = await reader.readline()
+            for _ in range(MAX_HEADER_LINES):
+                if (await reader.readline()) in (b"\r\n", b"\n", b""):
+                    break
+            else:
+                raise ValueError("too many header lines")
+        parts = request.decode("latin-1").split()
+        return parts[1] if len(parts) >= 2 else ""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now
+        if open_now >= max_connections:
+            writer.close()
+            return
+        open_now += 1
         try:
-            request = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request.decode("latin-1").split()
-            path = parts[1] if len(parts) >= 2 else ""
+            path = await read_request(reader)
             if path == "/metrics":
                 status, ctype, body = "200 OK", "text/plain; version=0.0.4", registry.render().encode()
             elif path == "/healthz":
@@ -157,10 +183,12 @@ async def serve_http(
                 status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
             head = f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
             writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
+            async with asyncio.timeout(request_timeout_s):
+                await writer.drain()
+        except (TimeoutError, ConnectionError, ValueError):
+            pass  # ValueError: a line over MAX_LINE_BYTES or too many of them
         finally:
+            open_now -= 1
             writer.close()
 
-    return await asyncio.start_server(handle, host, port)
+    return await asyncio.start_server(handle, host, port, limit=MAX_LINE_BYTES)

@@ -6,12 +6,14 @@ model's batched outputs; it checks that the Keras model's inputs are the bundle'
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from splitsdk.errors import BundleError
+from splitsdk.errors import BundleError, ConvertError, first_line
 from splitsdk.wire.bundle import Bundle
 
 Runner = Callable[[list[np.ndarray]], list[np.ndarray]]
@@ -21,12 +23,15 @@ def load_cloud_runner(bundle: Bundle) -> Runner:
     """Load `cloud.keras` (TensorFlow imported here, lazily) and check its inputs against the manifest."""
     if bundle.cloud_model.suffix == ".tflite":
         return _tflite_runner(bundle)
+    problem = keras_archive_problem(bundle.cloud_model)
+    if problem is not None:  # keras itself says "File not found" for a file that is there but corrupt
+        raise BundleError(f"{bundle.cloud_model}: cannot load the cloud model: {problem}")
     import keras
 
     try:
         model: Any = keras.saving.load_model(bundle.cloud_model, compile=False)
     except Exception as exc:  # keras raises many types for a bad file
-        raise BundleError(f"{bundle.cloud_model}: cannot load the cloud model: {exc}") from None
+        raise BundleError(f"{bundle.cloud_model}: cannot load the cloud model: {first_line(exc)}") from None
     shapes = [tuple(int(d) for d in t.shape[1:]) for t in model.inputs]
     want = [c.shape for c in bundle.crossing]
     if shapes != want:
@@ -41,9 +46,27 @@ def load_cloud_runner(bundle: Bundle) -> Runner:
     return run
 
 
+def keras_archive_problem(path: Path) -> str | None:
+    """What is wrong with a `.keras` file as an archive (missing, not a zip, a bad CRC, no config.json),
+    or None when it is a sound one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            names = archive.namelist()
+    except FileNotFoundError:
+        return "no such file"
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        return f"not a .keras archive (truncated or corrupt?): {first_line(exc)}"
+    if bad is not None:
+        return f"the archive is corrupt: bad CRC-32 in {bad}"
+    if "config.json" not in names:
+        return "not a Keras model archive: it has no config.json"
+    return None
+
+
 def _tflite_runner(bundle: Bundle) -> Runner:
     """A float TFLite cloud model (ONNX-sourced bundles), run sample by sample."""
-    from splitsdk.runtime import io_details, run_tflite
+    from splitsdk.runtime import bind_inputs, io_details, run_tflite
 
     content = bundle.cloud_model.read_bytes()
     try:
@@ -52,11 +75,16 @@ def _tflite_runner(bundle: Bundle) -> Runner:
         raise BundleError(f"{bundle.cloud_model}: cannot load the cloud model: {exc}") from None
     want = [c.shape for c in bundle.crossing]
     got = [i.shape for i in ins]
-    if got != want:
+    if sorted(got) != sorted(want):  # the converter may reorder inputs: they are bound by name or shape
         raise BundleError(f"{bundle.cloud_model}: model inputs {got} do not match manifest.json crossing shapes {want}")
+    names = [c.tensor for c in bundle.crossing]
+    try:
+        bind_inputs([{"name": i.name, "shape": (1, *i.shape)} for i in ins], want, names)
+    except ConvertError as exc:
+        raise BundleError(f"{bundle.cloud_model}: {exc}") from None
 
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return run_tflite(content, [np.asarray(x, np.float32) for x in inputs])
+        return run_tflite(content, [np.asarray(x, np.float32) for x in inputs], names)
 
     return run
 

@@ -21,16 +21,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from splitsdk import wire
+from splitsdk.cloud.admission import Admission
+from splitsdk.cloud.batch_inputs import BatchTensors, Input, PackedInput
 from splitsdk.cloud.batcher import DynamicBatcher
 from splitsdk.cloud.config import ReceiverConfig
+from splitsdk.cloud.isolation import FrameFailed, contained, unwrap
 from splitsdk.cloud.logs import event, setup_logging
 from splitsdk.cloud.metrics import Counter, Gauge, Histogram, Registry, serve_http
-from splitsdk.cloud.model import Runner
+from splitsdk.cloud.model import Runner, load_cloud_runner
 from splitsdk.cloud.postprocess import resolve
-from splitsdk.cloud.store import ResultStore, StoredResult
+from splitsdk.cloud.store import ResultStore, StoredResult, StoreError, UnopenedStore, open_store
+from splitsdk.cloud.trust import Trust, build_context
+from splitsdk.cloud.validation import ProtocolViolation, check_device_id, parse_stats, require_finite, strict_json
 from splitsdk.errors import ReceiverError
 from splitsdk.wire import ErrorCode, FrameError, TensorKind
 from splitsdk.wire.bundle import Bundle
@@ -39,33 +42,18 @@ from splitsdk.wire.frame import Stats
 RECEIVER_ID = "splitsdk-receiver"
 
 
-class ProtocolViolation(Exception):
-    """A well-formed message the receiver will not accept; ends the connection with an ERROR."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 @dataclass
 class Job:
     device_id: str
     seq: int
     capture_us: int
-    inputs: list[np.ndarray]
+    inputs: list[Input]  # packed codes (views of the frame), dequantised into the batch on the batch thread
 
 
 def tls_context(config: ReceiverConfig) -> ssl.SSLContext:
-    """Server TLS context that requires a client certificate signed by the client CA."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        ctx.load_cert_chain(str(config.tls_cert), str(config.tls_key))
-        ctx.load_verify_locations(cafile=str(config.client_ca))
-    except (OSError, ssl.SSLError) as exc:
-        raise ReceiverError(f"cannot load TLS files ({config.tls_cert}, {config.client_ca}): {exc}") from None
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
+    """Server TLS context that requires a client certificate signed by the client CA and not revoked
+    by `tls.crl` (a snapshot: the receiver itself re-reads the files, see splitsdk.cloud.trust)."""
+    return build_context(config.tls)
 
 
 class Metrics:
@@ -82,31 +70,51 @@ class Metrics:
         self.device_stats: Counter = reg(
             Counter("splitsdk_device_stats_total", "STATS messages (camera stage timings) stored")
         )
+        self.stats_dropped: Counter = reg(
+            Counter("splitsdk_device_stats_dropped_total", "STATS messages over the per-camera rate, not stored")
+        )
         reg(Gauge("splitsdk_queue_depth", "Frames waiting for or in the cloud model", depth))
         reg(Gauge("splitsdk_connections", "Open camera connections", connections))
         self.latency: Histogram = reg(Histogram("splitsdk_stage_seconds", "Per-stage latency"))
 
 
-class Receiver:
-    """One receiver serving one bundle; `start()` binds, `drain()` stops gracefully."""
+def engine_runner(bundle: Bundle, config: ReceiverConfig) -> Runner:
+    """The cloud model where `[engine]` puts it: in this process, or a Ray Serve application (deployed
+    now unless it runs already)."""
+    if config.engine.kind == "ray":
+        from splitsdk.cloud.engine_ray import RayRunner
 
-    def __init__(self, bundle: Bundle, config: ReceiverConfig, runner: Runner) -> None:
+        return RayRunner(bundle, config.engine)
+    return load_cloud_runner(bundle)
+
+
+class Receiver:
+    """One receiver serving one bundle with one ReceiverConfig; `start()` binds, `drain()` stops gracefully.
+
+    `runner` is the cloud model; by default the bundle's own, where `config.engine` runs it (`engine_runner`).
+    """
+
+    def __init__(self, bundle: Bundle, config: ReceiverConfig, runner: Runner | None = None) -> None:
         self.bundle = bundle
         self.config = config
         self.log = setup_logging()
-        self._runner = runner
-        self._post = resolve(bundle.postprocess)
-        self._store = ResultStore(config.db, config.db_synchronous)
+        self._runner = runner if runner is not None else engine_runner(bundle, config)
+        self._post = strict_json(resolve(bundle.postprocess))  # a NaN score is refused, never stored
+        self._store: ResultStore = UnopenedStore(config.db)  # opened by start(), once the ports are bound
+        self._trust: Trust | None = None
         self._conns: dict[asyncio.Task[Any], bool] = {}  # task -> busy (mid-frame)
+        self.admission = Admission(config.limits, self.log)
+        self._tls: ssl.SSLContext | None = None
         self.draining = False
         self.metrics = Metrics(lambda: self.batcher.depth, lambda: len(self._conns))
-        self.batcher: DynamicBatcher[Job, StoredResult] = DynamicBatcher(
-            self._process_batch,
-            config.max_batch,
-            config.max_wait_ms / 1000.0,
+        self.batcher: DynamicBatcher[Job, StoredResult | FrameFailed] = DynamicBatcher(
+            contained(self._process_batch),  # a failing batch is rerun frame by frame: one frame fails alone
+            config.batching.max_batch,
+            config.batching.max_wait_ms / 1000.0,
             self._on_batch,
             in_pipeline=lambda: sum(self._conns.values()),
         )
+        self._batch_tensors = BatchTensors([c.shape for c in bundle.crossing], config.batching.max_batch)
         self._server: asyncio.base_events.Server | None = None
         self._http: asyncio.base_events.Server | None = None
         self.port = 0
@@ -125,7 +133,7 @@ class Receiver:
         rows: list[StoredResult] = []
         if fresh:
             t0 = time.perf_counter()
-            batched = [np.stack([jobs[i].inputs[k] for i in fresh]) for k in range(len(self.bundle.crossing))]
+            batched = self._batch_tensors.fill([jobs[i].inputs for i in fresh])  # no per-batch stack
             outputs = self._runner(batched)
             t1 = time.perf_counter()
             bodies = [self._post([o[n] for o in outputs]) for n in range(len(fresh))]
@@ -153,19 +161,25 @@ class Receiver:
 
     # ---- connections ----
 
-    async def _read_message(self, reader: asyncio.StreamReader, conn: asyncio.Task[Any]) -> tuple[wire.Message, int]:
-        first = await asyncio.wait_for(reader.readexactly(1), self.config.idle_timeout_s)
+    async def _read_message(
+        self, reader: asyncio.StreamReader, conn: asyncio.Task[Any], greeted: bool = True
+    ) -> tuple[wire.Message, int]:
+        first = await asyncio.wait_for(reader.readexactly(1), self.config.limits.idle_timeout_s)
         self._conns[conn] = True
         cfg = self.config
         started = asyncio.get_running_loop().time()
-        async with asyncio.timeout(cfg.read_timeout_s) as budget:
+        async with asyncio.timeout(cfg.limits.read_timeout_s) as budget:
             prefix = first + await reader.readexactly(wire.PREFIX_LEN - 1)
-            length, _ = wire.peek(prefix, cfg.limits)  # limits checked before reading on
-            # a large frame on a slow uplink gets time in proportion; a slow-loris still runs out of it
-            budget.reschedule(started + cfg.read_timeout_s + length / cfg.min_rate_bytes_s)
-            data = prefix + await reader.readexactly(length - wire.PREFIX_LEN)
+            # limits checked before reading on; before HELLO nothing larger than a HELLO may be declared
+            length, kind = wire.peek(prefix, cfg.limits.frame if greeted else self.admission.hello_limits)
+            self.admission.check_declared(kind, length)
+            if greeted:
+                # a large frame on a slow uplink gets time in proportion; a slow-loris still runs out of it
+                budget.reschedule(started + cfg.limits.read_timeout_s + length / cfg.limits.min_rate_bytes_s)
+            async with self.admission.reading(length):  # one budget of bytes being read, all connections
+                data = prefix + await reader.readexactly(length - wire.PREFIX_LEN)
         self.metrics.bytes.inc(len(data))
-        msg, _ = wire.decode(data, self.config.limits)
+        msg, _ = wire.decode(data, self.config.limits.frame, copy=False)  # payloads stay views of `data`
         return msg, len(data)
 
     def _check_hello(self, msg: wire.Message, peer_cn: str | None) -> wire.Hello:
@@ -181,8 +195,10 @@ class Receiver:
             raise ProtocolViolation(
                 ErrorCode.PROTOCOL, f"device id {msg.device_id!r} is not the certificate's name {peer_cn!r}"
             )
-        if not msg.device_id:
-            raise ProtocolViolation(ErrorCode.PROTOCOL, "empty device id")
+        check_device_id(msg.device_id)
+        refusal = self._trust.refusal(msg.device_id) if self._trust is not None else None
+        if refusal is not None:  # a CA-signed certificate of a device that is not provisioned here
+            raise ProtocolViolation(ErrorCode.PROTOCOL, refusal)
         return msg
 
     def _to_job(self, device_id: str, msg: wire.Message) -> Job:
@@ -193,7 +209,7 @@ class Receiver:
                 ErrorCode.TENSOR_MISMATCH,
                 f"frame has {len(msg.tensors)} tensors, the bundle {len(self.bundle.crossing)}",
             )
-        inputs = []
+        inputs: list[Input] = []
         for i, (t, c) in enumerate(zip(msg.tensors, self.bundle.crossing, strict=True)):
             dims = t.dims[1:] if len(t.dims) == len(c.shape) + 1 and t.dims[0] == 1 else t.dims
             # the plan's packed codes, or (an uncompressed fallback) plain ints/floats of the same shape
@@ -203,18 +219,21 @@ class Receiver:
                     f"tensor {i} ({c.tensor}): got {t.kind.name} {t.bits}-bit {t.dims}, expected "
                     f"PACKED {c.bits}-bit {c.shape}",
                 )
-            inputs.append(wire.tensor_to_float(t, c.shape))
+            inputs.append(PackedInput.of(t) if t.kind == TensorKind.PACKED else wire.tensor_to_float(t, c.shape))
+        # packed codes are finite when their extreme codes are: nothing is dequantised on the event loop
+        require_finite([x.extremes() if isinstance(x, PackedInput) else x for x in inputs], self.bundle.crossing)
         return Job(device_id, msg.seq, msg.timestamp_us, inputs)
 
     async def _store_stats(self, device_id: str, msg: Stats) -> None:
-        """Check that a STATS body is a JSON object, store it on the store's thread, and log it."""
-        try:
-            data = msg.data()
-        except ValueError as exc:
-            raise ProtocolViolation(ErrorCode.BAD_FRAME, f"bad frame: STATS is not JSON ({exc})") from None
-        if not isinstance(data, dict):
-            kind = type(data).__name__
-            raise ProtocolViolation(ErrorCode.BAD_FRAME, f"bad frame: STATS is not a JSON object ({kind})")
+        """Check a STATS body (size, nesting, a JSON object) off the event loop, store it on the store's
+        thread unless the camera is over its STATS rate (then it is dropped), and log it."""
+        lim = self.config.limits
+        data = await asyncio.get_running_loop().run_in_executor(
+            None, parse_stats, msg.json_text, lim.max_stats_bytes, lim.max_stats_depth
+        )
+        if not self.admission.stats_allowed(device_id):
+            self.metrics.stats_dropped.inc()
+            return
         try:
             await self.batcher.run_in_worker(lambda: self._store.put_stats(device_id, msg.json_text))
         except Exception as exc:
@@ -245,10 +264,11 @@ class Receiver:
             job = self._to_job(device_id, msg)
             t2 = time.perf_counter()
             try:
-                stored = await self.batcher.submit(job)
+                stored = unwrap(await self.batcher.submit(job))  # this frame's own failure only
             except Exception as exc:
                 event(self.log, "inference_failed", logging.ERROR, device=device_id, seq=job.seq, error=str(exc))
-                raise ProtocolViolation(ErrorCode.INTERNAL, f"inference failed: {exc}") from None
+                what = "storing the result failed" if isinstance(exc, StoreError) else "inference failed"
+                raise ProtocolViolation(ErrorCode.INTERNAL, f"{what}: {exc}") from None
             await self._send(writer, wire.Result(stored.seq, stored.status, stored.result, stored.capture_us))
             t3 = time.perf_counter()
             self.metrics.frames.inc()
@@ -259,25 +279,34 @@ class Receiver:
         conn = asyncio.current_task()
         assert conn is not None
         peer = writer.get_extra_info("peername")
-        if self.draining or len(self._conns) >= self.config.max_connections:
+        ticket = self.admission.admit(str(peer[0]) if isinstance(peer, tuple) else str(peer), self.draining)
+        if isinstance(ticket, str):
             self.metrics.errors.inc(kind="overloaded")
-            with contextlib.suppress(Exception):
-                await self._send(writer, wire.Error(0, ErrorCode.OVERLOADED, "receiver at max connections"))
+            if self._tls is None:  # before its TLS handshake a TLS camera could not read an ERROR
+                with contextlib.suppress(Exception):
+                    code = ErrorCode.SHUTTING_DOWN if self.draining else ErrorCode.OVERLOADED
+                    await asyncio.wait_for(self._send(writer, wire.Error(0, code, ticket)), 1.0)
             writer.close()
             return
         self._conns[conn] = False
         device = "?"
         try:
+            if self._tls is not None and not await self._start_tls(writer):
+                return
             # With TLS the handshake has verified the certificate; its common name is the device id.
-            peer_cn = _common_name(writer.get_extra_info("peercert") or {}) if self.config.tls else None
-            if self.config.tls and not peer_cn:
+            peer_cn = _common_name(writer.get_extra_info("peercert") or {}) if self.config.tls.enabled else None
+            if self.config.tls.enabled and not peer_cn:
                 raise ProtocolViolation(ErrorCode.PROTOCOL, "client certificate has no common name (device id)")
-            msg, _ = await self._read_message(reader, conn)
+            async with asyncio.timeout(self.config.limits.hello_timeout_s):  # the handshake's own deadline
+                msg, _ = await self._read_message(reader, conn, greeted=False)
             hello = self._check_hello(msg, peer_cn)
+            if not self.admission.promote(ticket):
+                raise ProtocolViolation(ErrorCode.OVERLOADED, "receiver at max connections")
             device = hello.device_id
             await self._send(writer, wire.Hello(RECEIVER_ID, self.bundle.plan_sha256))
             event(self.log, "camera_connected", device=device, peer=str(peer))
             await self._serve_frames(reader, writer, conn, device)
+            await self._shutting_down(writer)  # it returns when the receiver drains
         except FrameError as exc:
             await self._refuse(writer, "bad_frame", ErrorCode.BAD_FRAME, f"bad frame: {exc}", device, peer)
         except ProtocolViolation as exc:
@@ -289,11 +318,33 @@ class Receiver:
         except asyncio.CancelledError:
             if not self.draining:
                 raise
+            await self._shutting_down(writer)
         finally:
+            self.admission.release(ticket)
             self._conns.pop(conn, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
+        """TLS on an accepted connection (counted as a handshake from accept on); False if it failed."""
+        assert self._tls is not None
+        try:
+            await writer.start_tls(self._tls, ssl_handshake_timeout=self.config.limits.handshake_timeout_s)
+        except (OSError, ssl.SSLError, TimeoutError):
+            return False
+        return True
+
+    async def _shutting_down(self, writer: asyncio.StreamWriter) -> None:
+        """Tell a camera the receiver is stopping (it reconnects later and resends what got no RESULT)."""
+        with contextlib.suppress(Exception):
+            message = "receiver is shutting down: reconnect and resend unanswered frames"
+            await asyncio.wait_for(self._send(writer, wire.Error(0, ErrorCode.SHUTTING_DOWN, message)), 1.0)
+
+    def reload_trust(self) -> None:
+        """Re-read the CRL, the device allow-list and the certificates for new connections (SIGHUP)."""
+        if self._trust is not None:
+            self._trust.reload("SIGHUP")
 
     async def _refuse(
         self, writer: asyncio.StreamWriter, kind: str, code: ErrorCode, message: str, device: str, peer: Any
@@ -315,7 +366,8 @@ class Receiver:
 
     async def start(self) -> None:
         cfg = self.config
-        ctx = tls_context(cfg) if cfg.tls else None
+        self._trust = Trust(cfg.tls, self.log) if cfg.tls.enabled else None
+        ctx = self._trust.server_context if self._trust is not None else None  # each handshake: the newest
         if ctx is None:
             event(
                 self.log,
@@ -323,24 +375,31 @@ class Receiver:
                 logging.WARNING,
                 detail="TLS is off: any host that reaches the port can submit frames",
             )
-        self.batcher.start()
+        self._tls = ctx  # the handshake runs in _handle, where it counts against the handshake caps
+        caps = self.admission.caps
+        self.admission.quiet_accept_failures(asyncio.get_running_loop())
         try:
             self._server = await asyncio.start_server(
-                self._handle,
-                cfg.host,
-                cfg.port,
-                ssl=ctx,
-                ssl_handshake_timeout=cfg.handshake_timeout_s if ctx else None,
-                backlog=1024,
+                self._handle, cfg.host, cfg.port, backlog=caps.backlog, start_serving=False
             )
         except OSError as exc:
             raise ReceiverError(f"cannot listen on {cfg.host}:{cfg.port}: {exc}") from None
         self.port = self._server.sockets[0].getsockname()[1]
-        if cfg.metrics_host is not None:
-            self._http = await serve_http(
-                cfg.metrics_host, cfg.metrics_port, self.metrics.registry, lambda: not self.draining
-            )
+        if cfg.metrics_address is not None:
+            try:
+                self._http = await serve_http(
+                    *cfg.metrics_address,
+                    self.metrics.registry,
+                    lambda: not self.draining,
+                    request_timeout_s=cfg.limits.http_timeout_s,
+                    max_connections=caps.http,
+                )
+            except OSError as exc:
+                self._server.close()
+                host, port = cfg.metrics_address
+                raise ReceiverError(f"metrics: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
             self.metrics_port = self._http.sockets[0].getsockname()[1]
+        await self._open_store_and_serve()
         event(
             self.log,
             "listening",
@@ -348,9 +407,26 @@ class Receiver:
             port=self.port,
             metrics_port=self.metrics_port,
             tls=ctx is not None,
+            nofile=caps.nofile,
+            max_cameras=caps.cameras,
+            max_handshakes=caps.handshakes,
             plan=self.bundle.plan_sha256,
             bundle=str(self.bundle.root),
         )
+
+    async def _open_store_and_serve(self) -> None:
+        """Open the database only now that the ports are bound (a failed start leaves no new database),
+        then start the batcher and accept cameras."""
+        assert self._server is not None
+        try:
+            self._store = open_store(self.config.db, self.config.db_synchronous)
+        except BaseException:
+            for server in (self._server, self._http):
+                if server is not None:
+                    server.close()
+            raise
+        self.batcher.start()
+        await self._server.start_serving()
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Stop accepting, let every connection finish the frame it is in, store, then close."""

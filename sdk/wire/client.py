@@ -8,13 +8,20 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from splitsdk.errors import WireError
 from splitsdk.wire.frame import PREFIX_LEN, Error, Frame, Hello, Limits, Message, Result, decode, encode, peek
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from splitsdk.wire.bundle import Bundle
+
 T = TypeVar("T")
+FAILOVER_ROUNDS = 3  # each receiver is tried this often (with backoff) before giving up
 REPLY_LIMITS = Limits(max_frame_bytes=16 * 1024 * 1024)
 
 
@@ -120,3 +127,44 @@ class AsyncWireClient:
             await self.writer.wait_closed()
         except (ConnectionError, ssl.SSLError):
             pass
+
+
+def simulate_failover(
+    bundle: Bundle,
+    servers: list[tuple[str, int]],
+    frames: list[tuple[str, np.ndarray]],
+    device_id: str,
+    tls: ssl.SSLContext | None = None,
+    first_seq: int = 0,
+) -> list[tuple[str, Result]]:
+    """`splitsdk.wire.edge.simulate` over several receivers: a connection that fails or breaks, or a
+    receiver that refuses as SHUTTING_DOWN/OVERLOADED, moves on to the next one (doubling backoff), and
+    the frame that got no RESULT is sent again there. Raises the last error after FAILOVER_ROUNDS rounds."""
+    from splitsdk.wire.edge import EdgeClient
+    from splitsdk.wire.frame import ErrorCode
+
+    results: list[tuple[str, Result]] = []
+    camera: EdgeClient | None = None
+    failures, delay = 0, 0.1
+    while len(results) < len(frames):
+        host, port = servers[failures % len(servers)]
+        try:
+            if camera is None:
+                camera = EdgeClient(bundle, host, port, device_id, tls, first_seq + len(results))
+            name, image = frames[len(results)]
+            results.append((name, camera.infer(image)))
+        except (OSError, ReceiverRefused) as exc:
+            transient = not isinstance(exc, ReceiverRefused) or exc.error.code in (
+                ErrorCode.SHUTTING_DOWN, ErrorCode.OVERLOADED,
+            )  # fmt: skip
+            if camera is not None:
+                camera.close()
+                camera = None
+            failures += 1
+            if not transient or failures >= FAILOVER_ROUNDS * len(servers):
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    if camera is not None:
+        camera.close()
+    return results

@@ -34,7 +34,7 @@ def frame_from_edge_outputs(
         arr = np.asarray(out)
         if arr.dtype != np.int8 or arr.size != c.elements:
             raise BundleError(f"edge output for {c.tensor}: {arr.dtype}{list(arr.shape)}, expected int8{list(c.shape)}")
-        codes = requantize_lut(arr, c.lut)
+        codes = requantize_lut(arr, c.lut_table)
         tensors.append(WireTensor(TensorKind.PACKED, c.bits, c.scale, c.zero_point, c.shape, pack(codes, c.bits)))
     ts = int(time.time() * 1e6) if timestamp_us is None else timestamp_us
     return Frame(seq, ts, tuple(tensors))
@@ -44,12 +44,11 @@ class EdgeModel:
     """The bundle's int8 edge model under ai-edge-litert; outputs in crossing (output index) order."""
 
     def __init__(self, bundle: Bundle) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        from splitsdk.runtime import interpreter
 
         self.bundle = bundle
         try:
-            self._interp: Any = Interpreter(model_path=str(bundle.edge_model))
-            self._interp.allocate_tensors()
+            self._interp: Any = interpreter(bundle.edge_model.read_bytes())
         except (ValueError, RuntimeError) as exc:
             raise BundleError(f"{bundle.edge_model}: cannot load the edge model: {exc}") from None
         self._input = self._interp.get_input_details()[0]

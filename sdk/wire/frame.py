@@ -110,7 +110,7 @@ class WireTensor:
     scale: float
     zero_point: int
     dims: tuple[int, ...]
-    payload: bytes
+    payload: bytes | memoryview  # bytes; a view of the received frame when decoded with copy=False
 
 
 @dataclass(frozen=True)
@@ -239,8 +239,25 @@ def peek(prefix: bytes | bytearray, limits: Limits = Limits()) -> tuple[int, Msg
     return int(flen[0]), MsgType(mtype[0])
 
 
-def decode(buf: bytes | bytearray | memoryview, limits: Limits = Limits()) -> tuple[Message, int]:
-    """Decode the frame at the start of `buf`; returns (message, bytes consumed)."""
+_C_LIMITS: dict[Limits, Any] = {}  # each Limits' C struct, built once (a receiver decodes with one)
+
+
+def _c_limits(limits: Limits) -> Any:
+    c = _C_LIMITS.get(limits)
+    if c is None:
+        if len(_C_LIMITS) > 64:
+            _C_LIMITS.clear()
+        c = _C_LIMITS[limits] = limits.to_c()
+    return c
+
+
+def decode(buf: bytes | bytearray | memoryview, limits: Limits = Limits(), *, copy: bool = True) -> tuple[Message, int]:
+    """Decode the frame at the start of `buf`; returns (message, bytes consumed).
+
+    With `copy=False` a FRAME's tensor payloads are memoryviews of `buf` instead of copies (the
+    receiver's path: a received frame's codes go to the batch without being copied); `buf` must then
+    not change while they are in use (pass `bytes`).
+    """
     c = ffi.new("sp_message *")
     cap = max(1, min(limits.max_tensors, 0xFFFF))
     tensors = ffi.new("sp_tensor[]", cap)
@@ -248,16 +265,23 @@ def decode(buf: bytes | bytearray | memoryview, limits: Limits = Limits()) -> tu
     c.tensor_capacity = cap
     consumed = ffi.new("size_t *")
     base = ffi.from_buffer(buf)
-    status = lib.sp_decode(base, len(buf), limits.to_c(), c, consumed)
+    status = lib.sp_decode(base, len(buf), _c_limits(limits), c, consumed)
     if status != 0:
         raise FrameError(status)
     view = memoryview(buf).cast("B")
+    start = int(ffi.cast("uintptr_t", base))
 
     def span(ptr: Any, n: int) -> bytes:
         if n == 0:
             return b""
-        off = int(ffi.cast("uint8_t *", ptr) - ffi.cast("uint8_t *", base))
+        off = int(ffi.cast("uintptr_t", ptr)) - start
         return bytes(view[off : off + n])
+
+    def payload(ptr: Any, n: int) -> bytes | memoryview:
+        if copy:
+            return span(ptr, n)
+        off = int(ffi.cast("uintptr_t", ptr)) - start
+        return view[off : off + n]
 
     seq, ts = int(c.seq), int(c.timestamp_us)
     msg: Message
@@ -274,8 +298,8 @@ def decode(buf: bytes | bytearray | memoryview, limits: Limits = Limits()) -> tu
                     int(t.bits),
                     float(t.scale),
                     int(t.zero_point),
-                    tuple(int(t.dims[d]) for d in range(t.rank)),
-                    span(t.payload, t.payload_len),
+                    tuple(t.dims[0 : t.rank]),
+                    payload(t.payload, t.payload_len),
                 )
             )
         msg = Frame(seq, ts, tuple(items))
