@@ -18,7 +18,7 @@ $(STAMP):
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	$(PY) host_tools/build_sysroot.py
+	$(VENV)/bin/splitsdk toolchain install --no-progress cortex-a7 host
 	rm -f $(VENV)/.setup-*
 	touch $@
 

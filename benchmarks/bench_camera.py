@@ -27,7 +27,7 @@ from splitsdk.camera.image import build_image  # noqa: E402
 from splitsdk.camera.qemu import camera_down, camera_up  # noqa: E402
 from splitsdk.examples.lpr.data import write_frames  # noqa: E402
 from splitsdk.toolchain.build import build_firmware  # noqa: E402
-from splitsdk.toolchain.emulate import Receiver  # noqa: E402
+from splitsdk.toolchain.emulate import ReceiverProcess  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "firmware_examples" / "camera-net-cortex-a7"
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         fw = build_firmware(EXAMPLE / "project", tmp / "fw", build_dir=tmp / "build")
         build_s = time.monotonic() - t
         write_frames(tmp / "frames", seed=7, count=4)
-        with Receiver(EXAMPLE / "bundle", db=tmp / "results.sqlite") as rx:
+        with ReceiverProcess(EXAMPLE / "bundle", db=tmp / "results.sqlite") as rx:
             server = f"10.0.2.2:{rx.port}"
             t = time.monotonic()
             image = build_image(tmp / "image", frames=tmp / "frames", target=fw.target)

@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from splitsdk import wire  # noqa: E402
 from splitsdk.codegen import generate  # noqa: E402
 from splitsdk.toolchain.build import Firmware, build_firmware  # noqa: E402
-from splitsdk.toolchain.emulate import AppRun, Receiver, app_args, run_app  # noqa: E402
+from splitsdk.toolchain.emulate import AppRun, ReceiverProcess, app_args, run_app  # noqa: E402
 from splitsdk.wire.bundle import wire_quant_params  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def with_wire_bits(src: Path, dest: Path, bits: int) -> Path:
 
 
 def run(fw: Firmware, bundle: Path, frames: Path) -> AppRun:
-    with Receiver(bundle) as receiver:
+    with ReceiverProcess(bundle) as receiver:
         result = run_app(fw, app_args(fw, frames, receiver.port, extra=["--quiet"]))
     if result.returncode != 0:
         raise SystemExit(f"edge app failed: {result.error or result.stderr[-500:]}")

@@ -6,10 +6,29 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from splitsdk.errors import ReceiverError
+
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("certs", help="create a CA, a receiver certificate and per-camera client certificates")
-    p.add_argument("--out", type=Path, required=True, help="directory for ca.pem, server.pem, <camera>.pem (+ .key)")
+    p = sub.add_parser(
+        "certs",
+        help="create a CA, a receiver certificate and per-camera client certificates; `revoke NAME` revokes one",
+    )
+    p.add_argument(
+        "action",
+        nargs="*",
+        metavar="revoke NAME",
+        help="`revoke NAME...`: add these cameras' certificates to the CA's crl.pem (the receiver's --crl)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        "--dir",
+        dest="out",
+        type=Path,
+        required=True,
+        help="directory for ca.pem, server.pem, <camera>.pem (+ .key) and crl.pem",
+    )
     p.add_argument(
         "--camera",
         action="append",
@@ -29,11 +48,18 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from splitsdk.cloud.certs import make_certs
+    from splitsdk.cloud.certs import make_certs, revoke
 
+    if args.action:
+        if args.action[0] != "revoke" or len(args.action) < 2:
+            raise ReceiverError(f"certs: expected `revoke NAME...`, got {' '.join(args.action)!r}")
+        crl, serials = revoke(args.out, args.action[1:])
+        print(f"CRL:     {crl} ({len(serials)} revoked; a receiver serving it with --crl re-reads it)")
+        return 0
     files = make_certs(args.out, args.camera, args.server_name or ["localhost", "127.0.0.1"], days=args.days)
     print(f"CA:      {files.ca_cert} (key {files.ca_key}: keep it off the receiver)")
     print(f"server:  {files.server_cert} {files.server_key}")
     for cam, (cert, key) in sorted(files.cameras.items()):
         print(f"camera:  {cam}: {cert} {key}")
+    print(f"CRL:     {files.crl} (serve with --crl; `splitsdk certs -o DIR revoke NAME` adds to it)")
     return 0

@@ -6,6 +6,12 @@ import argparse
 import json
 from typing import Any
 
+from splitsdk.errors import ConvertError
+
+# convert_plan's parameters as this command's flags, for its errors
+FLAGS = {"samples": "--samples", "input_scale": "--input-scale", "input_offset": "--input-offset",
+         "postprocess": "--postprocess"}
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -19,24 +25,40 @@ def register(sub: Any) -> None:
     p.add_argument("--input-offset", type=float, default=0.0)
     p.add_argument("--postprocess", default="topk:5", help="cloud post-processing: topk:K, argmax, or a name")
     p.add_argument("--no-verify", action="store_true", help="skip the host verification")
-    p.add_argument("-o", "--output", required=True, help="bundle directory to write")
+    p.add_argument("-o", "--output", required=True, help="bundle directory to write (an old bundle is replaced)")
+    p.add_argument("--force", action="store_true", help="replace -o even when it is not a bundle splitsdk wrote")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
 
 def _postprocess(text: str) -> dict[str, Any]:
     kind, _, arg = text.partition(":")
-    return {"kind": kind, "k": int(arg)} if kind == "topk" and arg else {"kind": kind}
+    if kind == "topk" and arg:
+        if not arg.isdigit() or int(arg) < 1:
+            raise ConvertError(f"--postprocess: topk:K needs a positive integer K, got {arg!r}")
+        return {"kind": kind, "k": int(arg)}
+    return {"kind": kind}
 
 
 def run(args: argparse.Namespace) -> int:
-    from splitsdk.convert import convert_plan
+    import importlib.util
 
-    report = convert_plan(
-        args.plan, args.model, args.output, calib=args.calib, samples=args.samples,
-        input_scale=args.input_scale, input_offset=args.input_offset,
-        postprocess=_postprocess(args.postprocess), verify=not args.no_verify,
-    )
+    from splitsdk.cli.progress import working
+    from splitsdk.convert import convert_plan
+    from splitsdk.convert.convert import ConvertArgumentError
+    from splitsdk.toolchain.doctor import missing_package
+
+    if str(args.model).endswith(".onnx") and importlib.util.find_spec("onnx2tf") is None:  # say it before the work
+        raise ConvertError(f"{args.model}: {missing_package('onnx2tf', 'converting an ONNX model')}")
+    try:
+        with working(f"convert: {args.plan} -> {args.output}", enabled=not args.json):
+            report = convert_plan(
+                args.plan, args.model, args.output, calib=args.calib, samples=args.samples,
+                input_scale=args.input_scale, input_offset=args.input_offset,
+                postprocess=_postprocess(args.postprocess), verify=not args.no_verify, force=args.force,
+            )
+    except ConvertArgumentError as exc:
+        raise ConvertError(f"{FLAGS.get(exc.parameter, exc.parameter)}: {exc.message}") from None
     v = report.verification
     summary = {
         "bundle": str(report.bundle),
@@ -46,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
         "size_ratio": round(report.size_ratio, 4),
         "emulated_layers": report.emulated_layers,
         "precisions": report.precisions,
-        "crossing": [{k: c[k] for k in ("tensor", "shape", "bits", "scale", "zero_point")} for c in report.crossing],
+        "crossing": [{"tensor": c.tensor, "shape": list(c.shape), "bits": c.bits, "scale": c.scale,
+                      "zero_point": c.zero_point} for c in report.crossing],
         "verification": None if v is None else {
             "samples": v.samples, "output_mse": v.output_mse, "output_max_abs": v.output_max_abs,
-            "output_relative_mse": v.output_rel_mse,
+            "output_relative_mse": v.output_rel_mse, "held_out": v.held_out, "in_sample_mse": v.in_sample_mse,
             "predicted_error": v.predicted_error, "simulated_mse": v.simulated_mse, "argmax_agreement": v.agreement,
             "accuracy_drop_points": v.accuracy_drop,
         },
@@ -61,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  edge.tflite: {report.edge_tflite_bytes:,} bytes; plan predicted {report.predicted_edge_weight_bytes:,} "
           f"weight bytes (ratio {report.size_ratio:.2f})")
     for c in report.crossing:
-        print(f"  sends {c['tensor']} {'x'.join(map(str, c['shape']))} at {c['bits']} bits "
-              f"(scale {c['scale']:.4g}, zero point {c['zero_point']})")
+        print(f"  sends {c.tensor} {'x'.join(map(str, c.shape))} at {c.bits} bits "
+              f"(scale {c.scale:.4g}, zero point {c.zero_point})")
     modes: dict[str, list[str]] = {}
     for layer, mode in report.precisions.items():
         modes.setdefault(mode.split(" ")[0], []).append(layer)
@@ -71,10 +94,13 @@ def run(args: argparse.Namespace) -> int:
     if report.emulated_layers:
         print(f"  emulated on the int8 grid: {', '.join(report.emulated_layers)}")
     if v is not None:
-        print(f"  host check on {v.samples} samples: output MSE {v.output_mse:.3g} "
+        where = "held-out" if v.held_out else "calibration (no held-out data)"
+        print(f"  host check on {v.samples} {where} samples: output MSE {v.output_mse:.3g} "
               f"(relative {v.output_rel_mse:.2%}) "
               f"(max |diff| {v.output_max_abs:.3g}); the plan simulated in float: {v.simulated_mse:.3g}; "
               f"error proxy {v.predicted_error:.3g}; argmax agreement {v.agreement:.1%}")
+        if v.in_sample_mse is not None:
+            print(f"  on the calibration samples themselves: output MSE {v.in_sample_mse:.3g}")
         if v.accuracy_drop is not None:
             print(f"  accuracy: float {v.accuracy_float:.1%}, split {v.accuracy_split:.1%} "
                   f"(drop {v.accuracy_drop:.2f} points)")

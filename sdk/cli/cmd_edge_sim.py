@@ -15,7 +15,9 @@ from typing import Any
 def register(sub: Any) -> None:
     p = sub.add_parser("edge-sim", help="simulate a camera: run edge.tflite on frames and send them to a receiver")
     p.add_argument("bundle", type=Path, help="bundle directory (manifest.json, edge.tflite)")
-    p.add_argument("--server", required=True, help="receiver HOST:PORT")
+    p.add_argument(
+        "--server", required=True, action="append", help="receiver HOST:PORT (repeat: fail over to the next)"
+    )
     p.add_argument("--frames", type=Path, required=True, help="folder of .npy / .png / .jpg frames (sorted by name)")
     p.add_argument("--device-id", default="edge-sim", help="device id (with TLS: the certificate's name)")
     p.add_argument("--ca", type=Path, help="CA certificate of the receiver (turns TLS on)")
@@ -26,25 +28,55 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _value(body: str) -> Any:
+    """A RESULT body as a JSON value: the receiver's JSON object as an object, other text as a string."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body
+
+
+def _speaks_tls(host: str, port: int) -> bool:
+    """Whether the receiver answers a TLS handshake (a plain-TCP camera only sees it hang up)."""
+    import socket
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=3) as raw, ctx.wrap_socket(raw):
+            return True
+    except ssl.SSLError as exc:  # an alert (certificate required...) is TLS talking; garbage is not
+        return "ALERT" in str(exc.reason or "")
+    except OSError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
-    from splitsdk.cloud.config import parse_hostport
+    from splitsdk.address import parse_hostport
     from splitsdk.errors import WireError
     from splitsdk.wire.bundle import load_bundle
-    from splitsdk.wire.client import client_tls_context
-    from splitsdk.wire.edge import load_frames, simulate
+    from splitsdk.wire.client import client_tls_context, simulate_failover
+    from splitsdk.wire.edge import load_frames
 
-    host, port = parse_hostport(args.server, "--server")
+    servers = [parse_hostport(s, "--server") for s in args.server]
     bundle = load_bundle(args.bundle)
     frames = load_frames(args.frames, bundle.input.shape)
     tls = client_tls_context(args.ca, args.cert, args.key) if args.ca else None
     try:
-        results = simulate(bundle, host, port, frames, args.device_id, tls, args.first_seq)
+        results = simulate_failover(bundle, servers, frames, args.device_id, tls, args.first_seq)
     except (ConnectionError, OSError) as exc:
-        raise WireError(f"{args.server}: {exc}") from None
+        host, port = servers[-1]
+        if tls is None and _speaks_tls(host, port):
+            raise WireError(
+                f"{host}:{port}: the receiver expects TLS: give --ca (and --cert, --key when it checks cameras)"
+            ) from None
+        raise WireError(f"{host}:{port}: {exc}") from None
     for name, result in results:
         body = result.body.decode("utf-8", errors="replace")
         if args.json:
-            print(json.dumps({"frame": name, "seq": result.seq, "status": result.status, "result": body}))
+            print(json.dumps({"frame": name, "seq": result.seq, "status": result.status, "result": _value(body)}))
         else:
             print(f"{name}\tseq={result.seq}\tstatus={result.status}\t{body}")
     return 0

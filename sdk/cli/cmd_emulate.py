@@ -1,4 +1,4 @@
-"""`splitsdk emulate FIRMWARE --bundle B --frames DIR [-n N]`: the firmware under QEMU against a real receiver."""
+"""`splitsdk emulate FIRMWARE BUNDLE --frames DIR [-n N]`: the firmware under QEMU against a real receiver."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from splitsdk.cli.args import input_argument, resolve_input
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("emulate", help="run a firmware under QEMU user mode against a local `splitsdk serve`")
     p.add_argument("firmware", type=Path, help="firmware directory from `splitsdk build`")
-    p.add_argument("--bundle", required=True, type=Path, help="the bundle the receiver serves")
+    input_argument(p, "bundle", "--bundle", help="the bundle the receiver serves")
     p.add_argument("--frames", required=True, type=Path, help="directory of .pgm/.ppm/.raw/.f32 frames")
     p.add_argument("-n", type=int, help="number of frames (default: each file once)")
     p.add_argument("--json", action="store_true", help="print results and stage times as JSON")
@@ -23,8 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
     from splitsdk.toolchain.emulate import emulate
 
-    print(f"starting a receiver for {args.bundle}, then {args.firmware} under emulation...", file=sys.stderr)
-    result = emulate(args.firmware, args.bundle, args.frames, args.n)
+    bundle = resolve_input(args, "bundle")
+    print(f"starting a receiver for {bundle}, then {args.firmware} under emulation...", file=sys.stderr)
+    result = emulate(args.firmware, bundle, args.frames, args.n)
     if args.json:
         out = {
             "results": [r.__dict__ for r in result.results],

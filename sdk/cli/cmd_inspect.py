@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from splitsdk.cli.args import input_shape
 from splitsdk.cli.progress import progress_bar
 
 
@@ -16,9 +17,13 @@ def register(sub: Any) -> None:
     p.add_argument("--target", help="edge target for the latency columns (e.g. cortex-a7, eyeriss)")
     p.add_argument("--cloud", default="cloud-gpu", help="cloud target (default: cloud-gpu)")
     p.add_argument("--calib", help="calibration data (.npz or image folder) for per-layer sensitivity")
+    p.add_argument(
+        "--input-shape", type=input_shape, metavar="H,W,C",
+        help="per-sample input shape fixing the model's dynamic dims (default: the calibration data's)",
+    )
     p.add_argument("--sensitivity", action="store_true", help="measure sensitivity (random data without --calib)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--plot", type=Path, help="write a PNG of transmitted elements per split candidate")
+    p.add_argument("--plot", type=Path, help="write a PNG of the bytes sent per frame at each split candidate")
     p.set_defaults(func=run)
 
 
@@ -28,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar("sensitivity", enabled=not args.json) as tick:
         result = inspect_model(
             args.model, target=args.target, cloud=args.cloud, calib=args.calib,
-            sensitivity=args.sensitivity, progress=tick,
+            sensitivity=args.sensitivity, progress=tick, input_shape=args.input_shape,
         )
     if args.plot:
         plot_transmission(result, args.plot)

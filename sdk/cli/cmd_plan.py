@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
+from splitsdk.cli.args import input_shape
 from splitsdk.cli.progress import progress_bar
 from splitsdk.errors import PlanError
+
+if TYPE_CHECKING:
+    from splitsdk.plan.schema import Plan, Predicted
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmg]i?b?|b)?\s*$", re.I)
 _FACTOR = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
@@ -37,6 +41,10 @@ def register(sub: Any) -> None:
     p.add_argument("--max-accuracy-drop", type=float, help="largest top-1 drop in points (with --eval)")
     p.add_argument("--max-error", type=float, help="error-proxy threshold without --eval (default: uniform 8-bit)")
     p.add_argument("--calib", help="calibration data (.npz or image folder); random inputs without it")
+    p.add_argument(
+        "--input-shape", type=input_shape, metavar="H,W,C",
+        help="per-sample input shape fixing the model's dynamic dims (default: the calibration data's)",
+    )
     p.add_argument("--eval", dest="eval_data", help="labelled evaluation data (.npz with x and y)")
     p.add_argument(
         "--metric", default="top1", help="accuracy measured on --eval: top1 (default) or lpr_exact (plate match)"
@@ -52,19 +60,33 @@ def register(sub: Any) -> None:
         default="auto",
         help="also solve the joint problem exactly to report Algorithm 1's gap (default: auto)",
     )
+    p.add_argument(
+        "--edge-profile",
+        help="measured edge latency table (`splitsdk profile`): used where it has a layer, analytic elsewhere",
+    )
     p.add_argument("-o", "--output", required=True, help="where to write plan.json")
     p.add_argument("--json", action="store_true", help="print the plan as JSON instead of tables")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from splitsdk.plan import Constraints, plan_model, save_plan
-    from splitsdk.plan.schema import plan_to_dict
-    from splitsdk.profile import Link, parse_rate
+    from splitsdk.cli.args import check_output_file
+    from splitsdk.errors import LinkError
+    from splitsdk.profile.link import parse_rate
 
+    check_output_file(args.output, PlanError)  # the cheap checks first: no NumPy/TF for a bad flag
     if args.rtt < 0:
         raise PlanError(f"--rtt: must be >= 0, got {args.rtt}")
-    link = Link(parse_rate(args.uplink), args.rtt)
+    try:
+        uplink = parse_rate(args.uplink)
+    except LinkError as exc:
+        raise PlanError(f"--uplink: {exc}") from None
+
+    from splitsdk.plan import Constraints, plan_model, save_plan
+    from splitsdk.plan.schema import dumps
+    from splitsdk.profile import Link
+
+    link = Link(uplink, args.rtt)
     constraints = Constraints(
         memory_bytes=None if args.memory is None else parse_bytes(args.memory),
         max_accuracy_drop=args.max_accuracy_drop,
@@ -83,10 +105,15 @@ def run(args: argparse.Namespace) -> int:
             exact=None if args.exact == "none" else args.exact,
             progress=tick,
             metric=args.metric,
+            edge_profile=args.edge_profile,
+            input_shape=args.input_shape,
         )
     save_plan(plan, args.output)
+    for note in plan.selection.notes:
+        if note.startswith("warning: "):
+            print(f"splitsdk: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps(plan_to_dict(plan), indent=1))
+        print(dumps(plan), end="")
         return 0
     print_plan(plan)
     print(f"plan: {args.output}")
@@ -100,7 +127,7 @@ def _bits_summary(bits: dict[str, int]) -> str:
     return ", ".join(f"{n}x{b}" for b, n in sorted(counts.items())) or "-"
 
 
-def print_plan(plan: Any) -> None:
+def print_plan(plan: Plan) -> None:
     """The chosen solution, why, the exact gap, and the baselines side by side."""
     from rich.console import Console
     from rich.table import Table
@@ -111,7 +138,7 @@ def print_plan(plan: Any) -> None:
     s = plan.solution
     p = s.predicted
     console.print(
-        f"[bold]{plan.model['name']}[/] on {plan.target} -> {plan.cloud} at {plan.link['uplink_mbps']:g} Mbit/s: "
+        f"[bold]{plan.model.name}[/] on {plan.target} -> {plan.cloud} at {plan.link.uplink_mbps:g} Mbit/s: "
         f"[bold]{s.kind}[/] (split index {s.split_index} of {len(plan.layers)}), "
         f"{ms(p.total_ms)} ms = edge {ms(p.edge_ms)} + transmit {ms(p.transmit_ms)} + cloud {ms(p.cloud_ms)}"
     )
@@ -123,7 +150,7 @@ def print_plan(plan: Any) -> None:
     for c in s.crossing:
         console.print(f"  sends {c.tensor} {list(c.shape)} at {c.bits} bits")
     console.print(f"  why: {s.reason}")
-    for note in plan.selection.get("notes", []):
+    for note in plan.selection.notes:
         console.print(f"  note: {note}")
     if plan.exact is not None:
         console.print(
@@ -131,7 +158,7 @@ def print_plan(plan: Any) -> None:
             f"{plan.exact.split_index}; Algorithm 1's gap {plan.exact.gap * 100:.2f}%"
         )
     cloud_ms = plan.baselines["cloud_only"].predicted.total_ms
-    total = plan.selection.get("candidates_total", len(plan.candidates))
+    total = plan.selection.candidates_total
     table = Table(title=f"solution vs baselines (Algorithm 1 produced {total} candidates)")
     for col in [
         "method",
@@ -147,7 +174,9 @@ def print_plan(plan: Any) -> None:
         "fits",
     ]:
         table.add_column(col, justify="left" if col in ("method", "kind") else "right")
-    rows = [("AUTO-SPLIT", s.kind, s.split_index, "mixed", p, True)]
+    rows: list[tuple[str, str, int | None, str, Predicted, bool]] = [
+        ("AUTO-SPLIT", s.kind, s.split_index, "mixed", p, True)
+    ]
     rows += [
         (b.name, b.kind, b.split_index, f"{b.weight_bits}/{b.activation_bits}", b.predicted, b.fits)
         for b in plan.baselines.values()

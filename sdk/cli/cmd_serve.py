@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import re
 from pathlib import Path
 from typing import Any
+
+from splitsdk.errors import ReceiverError
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the cloud receiver for a bundle (TLS, batching, SQLite, metrics)")
     p.add_argument("bundle", type=Path, help="bundle directory (manifest.json, cloud.keras)")
     p.add_argument("--listen", help="HOST:PORT to accept cameras on (default 127.0.0.1:7700)")
-    p.add_argument("--db", type=Path, help="SQLite results database (default results.sqlite)")
+    p.add_argument("--db", help="results database: a SQLite file or a postgresql:// URL (default results.sqlite)")
     p.add_argument("--metrics", help="HOST:PORT for /metrics and /healthz (off by default)")
     p.add_argument("--tls-cert", type=Path, help="server certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     p.add_argument("--client-ca", type=Path, help="CA that signed the cameras' certificates (PEM)")
+    p.add_argument(
+        "--crl",
+        type=Path,
+        help="the client CA's revocation list (PEM, `splitsdk certs revoke`); re-read when it changes or on SIGHUP",
+    )
+    p.add_argument(
+        "--allowed-devices",
+        type=Path,
+        help="file of the device ids served, one a line (others are refused); re-read when it changes or on SIGHUP",
+    )
     p.add_argument("--config", type=Path, help="receiver.toml with limits and batching (flags override it)")
     p.add_argument("--max-batch", type=int, help="largest batch across cameras")
     p.add_argument("--max-wait-ms", type=float, help="longest a frame waits for its batch to fill")
@@ -26,36 +38,52 @@ def register(sub: Any) -> None:
         default=None,
         help="serve without TLS (any host that reaches the port can submit frames)",
     )
+    p.add_argument("--engine", choices=("local", "ray"), help="run the cloud model here (local) or on Ray Serve (ray)")
+    p.add_argument("--ray-address", help="the Ray cluster for --engine ray (HOST:PORT of its head, or auto)")
     p.add_argument("--print-systemd-unit", action="store_true", help="print a systemd unit for this command and exit")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, needs_tensorflow=False)
+
+
+# config field -> (argparse dest, flag): the flags override the file's fields (None: not given)
+FLAGS = {
+    "listen": ("listen", "--listen"),
+    "db": ("db", "--db"),
+    "metrics": ("metrics", "--metrics"),
+    "tls.cert": ("tls_cert", "--tls-cert"),
+    "tls.key": ("tls_key", "--tls-key"),
+    "tls.client_ca": ("client_ca", "--client-ca"),
+    "tls.crl": ("crl", "--crl"),
+    "tls.allowed_devices": ("allowed_devices", "--allowed-devices"),
+    "insecure_plain_tcp": ("insecure_plain_tcp", "--insecure-plain-tcp"),
+    "batching.max_batch": ("max_batch", "--max-batch"),
+    "batching.max_wait_ms": ("max_wait_ms", "--max-wait-ms"),
+    "engine.kind": ("engine", "--engine"),
+    "engine.ray_address": ("ray_address", "--ray-address"),
+}
+
+
+def with_flags(message: str) -> str:
+    """The library names config fields; on the command line, say which flag sets each one too."""
+    for field, (_, flag) in FLAGS.items():
+        message = re.sub(rf"(?<![\w.-]){re.escape(field)}(?![\w.-])", f"{field} ({flag})", message, count=1)
+    return message
 
 
 def run(args: argparse.Namespace) -> int:
-    from splitsdk.cloud.config import load_config, parse_hostport
+    from splitsdk.cloud.config import load_config
     from splitsdk.cloud.daemon import serve, systemd_unit
 
-    host, port = parse_hostport(args.listen, "--listen") if args.listen else (None, None)
-    mhost, mport = parse_hostport(args.metrics, "--metrics") if args.metrics else (None, None)
-    config = load_config(
-        args.config,
-        host=host,
-        port=port,
-        db=args.db,
-        metrics_host=mhost,
-        metrics_port=mport,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        client_ca=args.client_ca,
-        insecure_plain_tcp=args.insecure_plain_tcp,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-    ).validate()
-    if args.print_systemd_unit:
-        forwarded = (
-            [a for a in sys.argv[sys.argv.index("serve") + 2 :] if a != "--print-systemd-unit"]
-            if "serve" in sys.argv
-            else []
-        )
-        print(systemd_unit(args.bundle, forwarded), end="")
+    given = {field: getattr(args, dest) for field, (dest, _) in FLAGS.items()}
+    try:
+        config = load_config(args.config, given)
+    except ReceiverError as exc:  # the file's own errors name its fields; the flags' say "command line"
+        raise ReceiverError(with_flags(str(exc)) if str(exc).startswith("command line:") else str(exc)) from None
+    try:
+        config.validate()
+    except ReceiverError as exc:
+        raise ReceiverError(with_flags(str(exc))) from None
+    if args.print_systemd_unit:  # ExecStart= from the parsed config, with absolute paths
+        flags = {field: flag for field, (_, flag) in FLAGS.items()}
+        print(systemd_unit(args.bundle, config, args.config, flags), end="")
         return 0
     return serve(args.bundle, config)

@@ -1,45 +1,47 @@
 """Build the target sysroot the edge app compiles against and runs on (under QEMU), from Debian .debs.
 
-DESIGN.md "Toolchain facts": Debian sid has the armhf/amd64 TFLite C++ library; bookworm has none.
+Toolchain facts: Debian sid has the armhf/amd64 TFLite C++ library; bookworm has none.
 We never touch the machine's apt state: a private apt configuration (its own sources list, an empty
 dpkg status file so apt resolves the whole dependency closure, its own cache dirs) downloads the
 recipe's packages, and `dpkg -x` unpacks each into the sysroot. Then the recipe's symlinks fix the
-merged-/usr and `libstdc++.so` pitfalls. The result is cached under
-`<cache>/sysroot/<target>-<recipe hash>` and reused; a half-built sysroot is never visible (built in a
-temporary directory, then renamed).
+merged-/usr and `libstdc++.so` pitfalls. The result is cached under `<cache>/sysroot/<target>-<recipe
+hash>` (splitsdk.cache says where the cache is) and reused; a half-built sysroot is never visible
+(built in a temporary directory, then renamed).
 
 This lives in the package (not only in host_tools/) because `splitsdk build` and `emulate` need it
-from an installed wheel; host_tools/build_sysroot.py is the command-line wrapper `make setup` calls.
+from an installed wheel; `splitsdk toolchain install TARGET` builds it ahead (`make setup` runs it).
+The recipe pins each package's version (`name=version`): a mirror that moved on is an error, not a
+different sysroot.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
+from splitsdk.cache import cache_dir
 from splitsdk.errors import ToolchainError
 from splitsdk.target import SysrootRecipe, Target
+from splitsdk.toolchain.tools import last_error_line, run_tool
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
+Tick = Callable[[str, int, int], None]  # (stage, done, total), as splitsdk.cli.progress draws it
 
-def cache_root() -> Path:
-    """Where sysroots live: $SPLITSDK_SYSROOT_CACHE, else the checkout's .cache/, else ~/.cache/splitsdk.
 
-    Not $SPLITSDK_CACHE: tests isolate that one per test, and a sysroot is a 70 MB download.
-    """
-    env = os.environ.get("SPLITSDK_SYSROOT_CACHE")
-    if env:
-        return Path(env)
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "codegen").is_dir():
-        return checkout / ".cache" / "sysroot"
-    return Path.home() / ".cache" / "splitsdk" / "sysroot"
+def sysroot_cache() -> Path:
+    """Where sysroots live: `<splitsdk cache>/sysroot` (splitsdk.cache says where the cache is)."""
+    return cache_dir("sysroot")
 
 
 def recipe_hash(recipe: SysrootRecipe) -> str:
@@ -65,11 +67,51 @@ def _recipe(target: Target) -> SysrootRecipe:
 
 def sysroot_path(target: Target) -> Path:
     """The cached sysroot directory for `target` (it may not exist yet)."""
-    return cache_root() / f"{target.name}-{recipe_hash(_recipe(target))}"
+    return sysroot_cache() / f"{target.name}-{recipe_hash(_recipe(target))}"
 
 
-def ensure_sysroot(target: Target, log: bool = False) -> Path:
-    """Return the target's sysroot, building it first if it is not cached."""
+@dataclass(frozen=True)
+class Deb:
+    """One Debian package of a sysroot's closure, as apt resolved it."""
+
+    name: str
+    version: str
+    arch: str
+    size: int  # bytes to download
+    url: str
+
+
+@dataclass(frozen=True)
+class SysrootPlan:
+    """What installing a target's sysroot downloads (the recipe's packages and their whole closure) and where."""
+
+    target: str
+    dest: Path
+    pins: tuple[str, ...]  # the recipe's packages as written (`name=version`)
+    debs: tuple[Deb, ...]
+
+    @property
+    def download_bytes(self) -> int:
+        return sum(d.size for d in self.debs)
+
+
+def is_installed(target: Target) -> bool:
+    """Whether the target's sysroot is built and cached."""
+    return (sysroot_path(target) / ".complete").is_file()
+
+
+def plan_sysroot(target: Target) -> SysrootPlan:
+    """Resolve the recipe against the mirror (apt update in a private configuration) without downloading."""
+    with tempfile.TemporaryDirectory(prefix="splitsdk-apt-") as tmp:
+        return _resolve(target, _apt_flags(_recipe(target), Path(tmp)))
+
+
+def ensure_sysroot(target: Target, announce: bool = True, tick: Tick | None = None) -> Path:
+    """Return the target's sysroot, building it first if it is not cached.
+
+    `tick(stage, done, total)` follows the download (bytes) and the unpacking (packages). Building it
+    says so on stderr in one line (unless the caller has, `announce=False`): it downloads into the cache.
+    """
     dest = sysroot_path(target)
     if (dest / ".complete").is_file():
         return dest
@@ -77,33 +119,37 @@ def ensure_sysroot(target: Target, log: bool = False) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}-", dir=dest.parent) as tmp:
         work = Path(tmp)
+        flags = _apt_flags(recipe, work / "apt")
+        plan = _resolve(target, flags)
+        if announce:
+            print(
+                f"splitsdk: installing the {target.name} sysroot ({len(plan.debs)} Debian packages, "
+                f"{plan.download_bytes / 1e6:.1f} MB) into {dest} (`splitsdk toolchain install {target.name}` "
+                "does this ahead)",
+                file=sys.stderr,
+            )
+        debs = _download(plan, flags, work / "apt", tick)
         root = work / "root"
         root.mkdir()
-        for deb in _download(recipe, work / "apt", log):
-            _run(["dpkg", "-x", str(deb), str(root)], f"unpacking {deb.name}")
+        for i, deb in enumerate(debs):
+            run_tool(["dpkg", "-x", str(deb), str(root)], f"unpacking {deb.name}")
+            if tick:
+                tick("unpack", i + 1, len(debs))
         _fix_links(root, recipe)
         (root / ".complete").write_text(json.dumps({"target": target.name, "recipe": recipe_hash(recipe)}) + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        root.rename(dest)
-    if log:
-        print(f"sysroot: {dest}")
+        if dest.exists() and not (dest / ".complete").is_file():
+            shutil.rmtree(dest)  # a leftover of an interrupted older layout
+        try:
+            root.rename(dest)
+        except OSError:
+            if not (dest / ".complete").is_file():
+                raise
+            # another process finished the same sysroot first: keep its copy, ours goes with `tmp`
     return dest
 
 
-def _run(cmd: list[str], what: str) -> str:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise ToolchainError(f"{what}: '{cmd[0]}' is not installed (run `make setup`)") from None
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise ToolchainError(f"{what} failed: {' | '.join(tail)}")
-    return proc.stdout
-
-
-def _download(recipe: SysrootRecipe, apt: Path, log: bool) -> list[Path]:
-    """Download the recipe's packages and their whole closure with a private apt configuration."""
+def _apt_flags(recipe: SysrootRecipe, apt: Path) -> list[str]:
+    """apt-get options for a private configuration under `apt` (its own sources, state, cache)."""
     for sub in ("lists/partial", "archives/partial", "etc/apt.conf.d", "etc/preferences.d", "etc/trusted.gpg.d"):
         (apt / sub).mkdir(parents=True, exist_ok=True)
     (apt / "status").write_text("")
@@ -126,20 +172,63 @@ def _download(recipe: SysrootRecipe, apt: Path, log: bool) -> list[Path]:
         "Acquire::Languages": "none",
         "Debug::NoLocking": "true",
     }
-    flags = [f"-o{k}={v}" for k, v in opts.items()]
-    if log:
-        print(f"sysroot: resolving {', '.join(recipe.packages)} from {recipe.mirror} {recipe.suite} {recipe.arch}")
-    _run(["apt-get", *flags, "-qq", "update"], "apt-get update (private config)")
-    _run(
-        ["apt-get", *flags, "-qq", "-y", "--download-only", "install", *recipe.packages],
-        "apt-get --download-only",
-    )
-    debs = sorted((apt / "archives").glob("*.deb"))
-    if not debs:
-        raise ToolchainError(f"apt downloaded nothing for {recipe.packages}")
-    if log:
-        print(f"sysroot: unpacking {len(debs)} packages")
+    return [f"-o{k}={v}" for k, v in opts.items()]
+
+
+_URI = re.compile(r"^'(?P<url>[^']+)' (?P<file>\S+) (?P<size>\d+)")
+
+
+def parse_uris(output: str) -> list[Deb]:
+    """The packages of `apt-get --print-uris` output (`'url' name_version_arch.deb size hash` lines)."""
+    debs = []
+    for line in output.splitlines():
+        m = _URI.match(line)
+        if m is None:
+            continue
+        name, version, arch = unquote(m["file"]).removesuffix(".deb").split("_")
+        debs.append(Deb(name, version, arch, int(m["size"]), m["url"]))
     return debs
+
+
+def _resolve(target: Target, flags: list[str]) -> SysrootPlan:
+    """apt update, then the closure of the recipe's (pinned) packages with their versions and sizes."""
+    recipe = _recipe(target)
+    where = f"{target.path} [toolchain.sysroot]"
+    run_tool(["apt-get", *flags, "-qq", "update"], f"apt-get update for {where} ({recipe.mirror} {recipe.suite})")
+    out = run_tool(
+        ["apt-get", *flags, "-qq", "-y", "--print-uris", "install", *recipe.packages], f"resolving {where} packages"
+    )
+    debs = parse_uris(out)
+    if not debs:
+        raise ToolchainError(f"{where}: apt resolved nothing for {', '.join(recipe.packages)}")
+    return SysrootPlan(target.name, sysroot_path(target), recipe.packages, tuple(debs))
+
+
+def _download(plan: SysrootPlan, flags: list[str], apt: Path, tick: Tick | None) -> list[Path]:
+    """Download the plan's packages with the private apt configuration (apt checks them against the signed
+    index); `tick("download", bytes, total)` follows the files growing in apt's archive folders."""
+    archives = apt / "archives"
+    cmd = ["apt-get", *flags, "-qq", "-y", "--download-only", "install", *plan.pins]
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+        while proc.poll() is None:
+            if tick:
+                tick("download", min(_bytes_in(archives), plan.download_bytes), plan.download_bytes)
+            time.sleep(0.2)
+        if proc.returncode != 0:
+            log.seek(0)
+            raise ToolchainError(f"downloading the {plan.target} sysroot failed: {last_error_line(log.read())}")
+    if tick:
+        tick("download", plan.download_bytes, plan.download_bytes)
+    debs = sorted(archives.glob("*.deb"))
+    if len(debs) != len(plan.debs):
+        got = f"{len(debs)} of the {len(plan.debs)}"
+        raise ToolchainError(f"apt downloaded {got} packages of the {plan.target} sysroot")
+    return debs
+
+
+def _bytes_in(archives: Path) -> int:
+    return sum(f.stat().st_size for d in (archives, archives / "partial") for f in d.glob("*.deb*") if f.is_file())
 
 
 def _fix_links(root: Path, recipe: SysrootRecipe) -> None:
