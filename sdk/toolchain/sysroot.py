@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from splitsdk.cache import cache_dir
-from splitsdk.errors import ToolchainError
+from splitsdk.errors import ToolchainError, first_line
 from splitsdk.target import SysrootRecipe, Target
 from splitsdk.toolchain.tools import last_error_line, run_tool
 
@@ -195,13 +195,26 @@ def _resolve(target: Target, flags: list[str]) -> SysrootPlan:
     recipe = _recipe(target)
     where = f"{target.path} [toolchain.sysroot]"
     run_tool(["apt-get", *flags, "-qq", "update"], f"apt-get update for {where} ({recipe.mirror} {recipe.suite})")
-    out = run_tool(
-        ["apt-get", *flags, "-qq", "-y", "--print-uris", "install", *recipe.packages], f"resolving {where} packages"
-    )
+    pins = recipe.packages
+
+    def resolve(packages: tuple[str, ...]) -> str:
+        cmd = ["apt-get", *flags, "-qq", "-y", "--print-uris", "install", *packages]
+        return run_tool(cmd, f"resolving {where} packages")
+
+    try:
+        out = resolve(pins)
+    except ToolchainError as exc:
+        if "was not found" not in str(exc):
+            raise
+        # sid keeps only its current versions: once a tested one is gone, take the current one and say so
+        pins = tuple(p.split("=", 1)[0] for p in recipe.packages)
+        print(f"splitsdk: warning: {where}: {recipe.suite} no longer has the tested versions "
+              f"({first_line(exc)}); installing its current {', '.join(pins)}", file=sys.stderr)
+        out = resolve(pins)
     debs = parse_uris(out)
     if not debs:
-        raise ToolchainError(f"{where}: apt resolved nothing for {', '.join(recipe.packages)}")
-    return SysrootPlan(target.name, sysroot_path(target), recipe.packages, tuple(debs))
+        raise ToolchainError(f"{where}: apt resolved nothing for {', '.join(pins)}")
+    return SysrootPlan(target.name, sysroot_path(target), pins, tuple(debs))
 
 
 def _download(plan: SysrootPlan, flags: list[str], apt: Path, tick: Tick | None) -> list[Path]:
