@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from receiver_load import CRC_LEN, SEQ_AT, raise_nofile
+from receiver_load import CRC_LEN, SEQ_AT, add_camera_args, raise_nofile
 
 
 async def _camera(args: argparse.Namespace, template: bytes, index: int, stop_at: float, out: dict[str, Any]) -> None:
@@ -90,15 +90,7 @@ def start(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--plan-hash", required=True)
-    parser.add_argument("--frame", required=True, help="an encoded FRAME to send (seq and CRC are patched)")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--cameras", type=int, required=True)
-    parser.add_argument("--prefix", default="cam")
-    parser.add_argument("--frames", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=0.0, help="send for this long instead of --frames")
-    parser.add_argument("--timeout-s", type=float, default=90.0, help="every camera stops by then")
+    add_camera_args(parser)
     _run(parser.parse_args(argv))
 
 

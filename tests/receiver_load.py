@@ -209,6 +209,19 @@ def run_cameras(
     return subprocess.Popen(cmd, preexec_fn=raise_nofile)
 
 
+def add_camera_args(parser: argparse.ArgumentParser) -> None:
+    """The options of a camera fleet process (this file's `cameras`, and tests/fleet_load.py)."""
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--plan-hash", required=True)
+    parser.add_argument("--frame", required=True, help="an encoded FRAME to send (seq and CRC are patched)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--cameras", type=int, required=True)
+    parser.add_argument("--prefix", default="cam")
+    parser.add_argument("--frames", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=0.0, help="send for this long instead of --frames")
+    parser.add_argument("--timeout-s", type=float, default=90.0, help="every camera stops by then")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,15 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--max-connections", type=int, default=4096)
     serve.add_argument("--profile", default="")
     cams = sub.add_parser("cameras")
-    cams.add_argument("--port", type=int, required=True)
-    cams.add_argument("--plan-hash", required=True)
-    cams.add_argument("--frame", required=True, help="an encoded FRAME to send (seq and CRC are patched)")
-    cams.add_argument("--out", required=True)
-    cams.add_argument("--cameras", type=int, required=True)
-    cams.add_argument("--prefix", default="cam")
-    cams.add_argument("--frames", type=int, default=3)
-    cams.add_argument("--seconds", type=float, default=0.0, help="send for this long instead of --frames")
-    cams.add_argument("--timeout-s", type=float, default=90.0, help="every camera stops by then")
+    add_camera_args(cams)
     cams.add_argument("--resend-last", action="store_true", help="send the last frame twice (idempotency)")
     cams.add_argument("--bodies", action="store_true", help="record the RESULT bodies")
     args = parser.parse_args(argv)
