@@ -306,3 +306,16 @@ def test_library_emulate_takes_objects_or_paths(base: Path, bundle: Path, tmp_pa
     assert [r.body for r in by_object.results] == [r.body for r in by_path.results]
     with pytest.raises(ToolchainError, match="not a directory of frames"):
         emulate(fw_dir, bundle, tmp_path / "none")
+
+
+def test_the_app_fails_over_to_the_next_receiver(base: Path, bundle: Path, tmp_path: Path) -> None:
+    """`--server A,B`: with A down the ARM app moves on to B after its backoff and every frame is answered."""
+    fw = load_firmware(shared_firmware(base, bundle, "cortex-a7"))
+    frames = write_frames(tmp_path / "frames", 2)
+    dead, live = free_port(), free_port()
+    servers = ["--server", f"127.0.0.1:{dead},127.0.0.1:{live}"]
+    with ReceiverProcess(bundle, port=live):
+        run = run_app(fw, app_args(fw, frames, dead, extra=servers))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"127.0.0.1:{dead}" in run.stderr and "unreachable" in run.stderr
+    assert [r.seq for r in run.results] == [0, 1] and all(r.status == 0 for r in run.results)
