@@ -147,6 +147,9 @@ def _attrs(op: Any, op_type: str, in_shapes: list[tuple[int, ...]]) -> dict[str,
     if op_type == "Dense":
         return {"kernel": (1,), "strides": (1,), "filters": int(op.units), "groups": 1,
                 "in_channels": int(op.kernel.shape[0])}
+    if op_type == "Activation":  # e.g. MobileNet's final softmax: its int8 output has a fixed range on TFLite
+        name = getattr(getattr(op, "activation", None), "__name__", None)
+        return {"activation": name} if name else {}
     return {}
 
 
