@@ -15,8 +15,9 @@ import pytest
 from edge_app_helpers import host_pipeline, shared_bundle, shared_dir, shared_firmware, write_frames
 
 from splitsdk.errors import ToolchainError
-from splitsdk.toolchain.build import load_firmware
+from splitsdk.toolchain.build import Firmware, load_firmware
 from splitsdk.toolchain.emulate import (
+    AppRun,
     ReceiverProcess,
     ServerTls,
     app_args,
@@ -114,26 +115,9 @@ def test_receiver_down_at_start_is_retried_until_it_is_up(base: Path, bundle: Pa
     fw = load_firmware(shared_firmware(base, bundle, "cortex-a7"))
     frames = write_frames(tmp_path / "frames", 2)
     port = free_port()
-    app = subprocess.Popen(
-        app_command(fw, app_args(fw, frames, port)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert app.stderr is not None
-        retries = []
-        while len(retries) < 2:  # it is really retrying before the receiver exists
-            line = app.stderr.readline()
-            assert line, "the app exited instead of retrying"
-            if "unreachable" in line:
-                retries.append(line)
-        assert "retrying in" in retries[0]
-        with ReceiverProcess(bundle, port=port):
-            stdout, stderr = app.communicate(timeout=300)
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
-    run = parse_app_output(app.returncode, stdout, stderr)
-    assert app.returncode == 0, stderr
+    retries: list[str] = []
+    run = _run_until_the_receiver_is_up(fw, app_args(fw, frames, port), bundle, port, retries, waits=2)
+    assert "retrying in" in retries[0]
     assert [r.seq for r in run.results] == [0, 1] and all(r.status == 0 for r in run.results)
     assert run.counters["connect_failures"] >= 2 and run.counters["results"] == 2
 
@@ -212,24 +196,8 @@ def test_config_file_and_flags_override_the_defaults_and_drops_are_counted(
         f"model = {fw.model}\nloop = true\ncount = 40\nrealtime_fps = 200\nqueue_depth = 64\n"
     )
     db = tmp_path / "results.sqlite"
-    app = subprocess.Popen(
-        app_command(fw, ["--config", str(config), "--queue-depth", "1", "--quiet"]),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert app.stderr is not None
-        while "unreachable" not in (line := app.stderr.readline()):
-            assert line, "the app exited instead of retrying"
-        with ReceiverProcess(bundle, port=port, db=db):
-            stdout, stderr = app.communicate(timeout=300)
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
-    run = parse_app_output(app.returncode, stdout, stderr)
-    assert app.returncode == 0, stderr
+    args = ["--config", str(config), "--queue-depth", "1", "--quiet"]
+    run = _run_until_the_receiver_is_up(fw, args, bundle, port, [], waits=1, db=db)
     c = run.counters
     assert c["captured"] == 40 and c["dropped"] > 0 and c["sent"] + c["dropped"] == c["captured"]
     assert run.results == []  # --quiet
@@ -319,3 +287,26 @@ def test_the_app_fails_over_to_the_next_receiver(base: Path, bundle: Path, tmp_p
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"127.0.0.1:{dead}" in run.stderr and "unreachable" in run.stderr
     assert [r.seq for r in run.results] == [0, 1] and all(r.status == 0 for r in run.results)
+
+
+def _run_until_the_receiver_is_up(
+    fw: Firmware, args: list[str], bundle: Path, port: int, retries: list[str], waits: int, db: Path | None = None
+) -> AppRun:
+    """Start the app with no receiver, wait for `waits` "unreachable" lines (kept in `retries`), then start the
+    receiver on `port` and let the app finish; it must exit 0."""
+    app = subprocess.Popen(app_command(fw, args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert app.stderr is not None
+        while len(retries) < waits:  # it is really retrying before the receiver exists
+            line = app.stderr.readline()
+            assert line, "the app exited instead of retrying"
+            if "unreachable" in line:
+                retries.append(line)
+        with ReceiverProcess(bundle, port=port, db=db):
+            stdout, stderr = app.communicate(timeout=300)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+    assert app.returncode == 0, stderr
+    return parse_app_output(app.returncode, stdout, stderr)
