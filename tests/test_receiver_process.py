@@ -53,12 +53,7 @@ class ServeProcess:
             f"127.0.0.1:{port}",
             "--db",
             str(db),
-            "--tls-cert",
-            str(certs / "server.pem"),
-            "--tls-key",
-            str(certs / "server.key"),
-            "--client-ca",
-            str(certs / "ca.pem"),
+            *_tls_flags(certs),
             "--max-batch",
             "8",
             "--max-wait-ms",
@@ -191,12 +186,7 @@ def test_print_systemd_unit(setup: Any, capsys: pytest.CaptureFixture[str], monk
         str(bundle_dir),
         "--listen",
         "0.0.0.0:7700",
-        "--tls-cert",
-        str(certs / "server.pem"),
-        "--tls-key",
-        str(certs / "server.key"),
-        "--client-ca",
-        str(certs / "ca.pem"),
+        *_tls_flags(certs),
         "--print-systemd-unit",
     ]
     monkeypatch.setattr(sys, "argv", ["splitsdk", *argv])
@@ -245,3 +235,9 @@ def test_certs_command_issues_a_working_chain(tmp_path: Path, capsys: pytest.Cap
     ca_before = (tmp_path / "ca.pem").read_bytes()
     assert cli_main(["certs", "--out", str(tmp_path), "--camera", "door-2"]) == 0
     assert (tmp_path / "ca.pem").read_bytes() == ca_before  # the CA is reused, not replaced
+
+
+def _tls_flags(certs: Path) -> list[str]:
+    """`splitsdk serve`'s TLS flags for the certificates `splitsdk certs` wrote into `certs`."""
+    return ["--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key"),
+            "--client-ca", str(certs / "ca.pem")]
