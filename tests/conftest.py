@@ -28,3 +28,20 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
         shared.mkdir(parents=True, exist_ok=True)
         (cache / name).symlink_to(shared, target_is_directory=True)
     monkeypatch.setenv("SPLITSDK_CACHE", str(cache))
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A module's folder for the shared example bundle and its firmware (edge_app_helpers); a test module
+    may define its own `base`/`bundle` instead."""
+    from edge_app_helpers import shared_dir
+
+    return shared_dir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def bundle(base: Path) -> Path:
+    """The shared example bundle (edge_app_helpers.shared_bundle)."""
+    from edge_app_helpers import shared_bundle
+
+    return shared_bundle(base)

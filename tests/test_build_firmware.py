@@ -16,8 +16,6 @@ from edge_app_helpers import (
     build_bundle,
     host_edge_outputs,
     read_frames,
-    shared_bundle,
-    shared_dir,
     shared_firmware,
     write_frames,
 )
@@ -33,16 +31,6 @@ from splitsdk.toolchain.verify import VerifyError, verify
 from splitsdk.wire.bundle import load_bundle
 
 pytestmark = [pytest.mark.requires_toolchain, pytest.mark.requires_qemu, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def bundle(base: Path) -> Path:
-    return shared_bundle(base)
 
 
 def test_cortex_a7_firmware_is_an_arm_eabi5_executable(base: Path, bundle: Path) -> None:

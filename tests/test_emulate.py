@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from edge_app_helpers import host_pipeline, shared_bundle, shared_dir, shared_firmware, write_frames
+from edge_app_helpers import host_pipeline, shared_bundle, shared_firmware, write_frames
 
 from splitsdk.errors import ToolchainError
 from splitsdk.toolchain.build import Firmware, load_firmware
@@ -32,16 +32,6 @@ from splitsdk.wire.bundle import load_bundle
 pytestmark = [pytest.mark.requires_toolchain, pytest.mark.requires_qemu, pytest.mark.slow]
 
 STAGES = {"capture", "infer", "pack", "send_result", "total"}
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def bundle(base: Path) -> Path:
-    return shared_bundle(base)
 
 
 def _scores(body: str) -> list[tuple[int, float]]:
