@@ -83,3 +83,27 @@ def input_shape(text: str) -> tuple[int, ...]:
         return parse_shape(text)
     except SplitSdkError as exc:
         raise ValueError(str(exc)) from None
+
+
+# receiver config field (dotted) -> (argparse dest, flag); each command that overrides the config passes its table
+ConfigFlags = dict[str, tuple[str, str]]
+
+
+def with_flags(message: str, flags: ConfigFlags) -> str:
+    """The library names config fields; on the command line, say which flag sets each one too."""
+    for field, (_, flag) in flags.items():
+        message = re.sub(rf"(?<![\w.-]){re.escape(field)}(?![\w.-])", f"{field} ({flag})", message, count=1)
+    return message
+
+
+def receiver_config(args: argparse.Namespace, flags: ConfigFlags) -> Any:
+    """`--config` with the command's flags on top (None: not given). A file's errors name its fields; the flags'
+    errors ("command line: ...") name each field's flag too."""
+    from splitsdk.cloud.config import load_config
+    from splitsdk.errors import ReceiverError
+
+    try:
+        return load_config(args.config, {field: getattr(args, dest) for field, (dest, _) in flags.items()})
+    except ReceiverError as exc:
+        text = str(exc)
+        raise ReceiverError(with_flags(text, flags) if text.startswith("command line:") else text) from None

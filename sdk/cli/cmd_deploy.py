@@ -38,11 +38,10 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from splitsdk.cloud.config import load_config
+    from splitsdk.cli.args import receiver_config
     from splitsdk.wire.bundle import load_bundle
 
-    given = {dotted: getattr(args, dest) for dotted, (dest, _) in FLAGS.items()}
-    config = load_config(args.config, given)
+    config = receiver_config(args, FLAGS)
     config = replace(config, engine=replace(config.engine, kind="ray"))
     if 0 < config.engine.max_replicas < config.engine.replicas:
         from splitsdk.errors import UsageError

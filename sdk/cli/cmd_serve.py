@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
+from splitsdk.cli.args import receiver_config, with_flags
 from splitsdk.errors import ReceiverError
 
 
@@ -62,26 +62,14 @@ FLAGS = {
 }
 
 
-def with_flags(message: str) -> str:
-    """The library names config fields; on the command line, say which flag sets each one too."""
-    for field, (_, flag) in FLAGS.items():
-        message = re.sub(rf"(?<![\w.-]){re.escape(field)}(?![\w.-])", f"{field} ({flag})", message, count=1)
-    return message
-
-
 def run(args: argparse.Namespace) -> int:
-    from splitsdk.cloud.config import load_config
     from splitsdk.cloud.daemon import serve, systemd_unit
 
-    given = {field: getattr(args, dest) for field, (dest, _) in FLAGS.items()}
-    try:
-        config = load_config(args.config, given)
-    except ReceiverError as exc:  # the file's own errors name its fields; the flags' say "command line"
-        raise ReceiverError(with_flags(str(exc)) if str(exc).startswith("command line:") else str(exc)) from None
+    config = receiver_config(args, FLAGS)
     try:
         config.validate()
     except ReceiverError as exc:
-        raise ReceiverError(with_flags(str(exc))) from None
+        raise ReceiverError(with_flags(str(exc), FLAGS)) from None
     if args.print_systemd_unit:  # ExecStart= from the parsed config, with absolute paths
         flags = {field: flag for field, (_, flag) in FLAGS.items()}
         print(systemd_unit(args.bundle, config, args.config, flags), end="")
