@@ -16,10 +16,11 @@ from pathlib import Path
 from splitsdk import __version__
 from splitsdk.address import parse_hostport
 from splitsdk.errors import GenerateError
+from splitsdk.native import SOURCE_NAMES as NATIVE_FILES  # the shared C, splitcodec (zstd) included
 from splitsdk.target import Target
 from splitsdk.wire.bundle import Bundle, ManifestCrossing
+from splitsdk.wire.edge import BASE_WINDOW, PROBE_MAX_FRAMES, Switching
 
-NATIVE_FILES = ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c")
 WIRE_DOC = "wire-protocol.md"  # sdk/native/wire-protocol.md: the protocol the C implements
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _HOST = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
@@ -59,6 +60,7 @@ class CrossingView:
 
     index: int
     spec: ManifestCrossing
+    member: str = ""  # a multi-split bundle's member (its split), in C identifiers: its tensors' LUTs are its own
 
     @property
     def name(self) -> str:
@@ -74,7 +76,50 @@ class CrossingView:
 
     @property
     def lut_ident(self) -> str:
-        return f"kLut{self.index}"
+        return f"kLut{self.member}{'_' if self.member else ''}{self.index}"
+
+    @property
+    def codec_enum(self) -> str:
+        """The C enumerator of the crossing's wire codec (splitframe.h `sp_codec`)."""
+        return {"none": "SP_CODEC_NONE", "zstd": "SP_CODEC_ZSTD"}[self.spec.codec]
+
+
+@dataclass(frozen=True)
+class SegmentView:
+    """One model of a multi-split bundle's edge chain (`ManifestSegment`): its file, the member whose cut it
+    outputs (`produces`, an index into `EdgeApp.splits`), and for each tensor of the cut before it (wire order)
+    the input that takes it (empty: fed by the frame)."""
+
+    index: int
+    file: str
+    inputs: tuple[int, ...]
+    produces: int
+
+
+@dataclass(frozen=True)
+class SplitView:
+    """One member of a multi-split bundle (`ManifestSplit`): what FRAME.split carries, the segments it runs (indices
+    into `EdgeApp.segments`, in order), its crossing in wire order, and the planner's modelled times."""
+
+    index: int
+    split: int
+    kind: str
+    segments: tuple[int, ...]
+    crossing: tuple[CrossingView, ...]
+    edge_ms: float
+    cloud_ms: float
+
+    @property
+    def crossing_ident(self) -> str:
+        return f"kCrossingSplit{self.split}"
+
+    @property
+    def segments_ident(self) -> str:
+        return f"kSegmentsSplit{self.split}"
+
+    @property
+    def packed_bytes(self) -> int:
+        return sum(c.packed_bytes for c in self.crossing)
 
 
 @dataclass(frozen=True)
@@ -101,6 +146,22 @@ class EdgeApp:
     queue_depth: int = 4
     backoff_initial_ms: int = 100
     backoff_max_ms: int = 5000
+    # a multi-split bundle's members and edge chain (empty for a single-split bundle: `crossing` is all it sends)
+    splits: tuple[SplitView, ...] = ()
+    segments: tuple[SegmentView, ...] = ()
+    # the adaptive camera's policy, the Python camera's (splitsdk.wire.edge), generated into config.h
+    switching: Switching = Switching()
+    probe_max_frames: int = PROBE_MAX_FRAMES
+    base_window: int = BASE_WINDOW
+
+    @property
+    def multi(self) -> bool:
+        return bool(self.splits)
+
+    @property
+    def max_crossing(self) -> int:
+        """The most tensors one frame sends (a multi-split bundle: over its members)."""
+        return max((len(s.crossing) for s in self.splits), default=len(self.crossing))
 
     @property
     def plan_hash_bytes(self) -> list[int]:
@@ -145,13 +206,58 @@ def _input_hwc(bundle: Bundle) -> tuple[int, int, int]:
     )
 
 
+def _chain(bundle: Bundle) -> tuple[tuple[SplitView, ...], tuple[SegmentView, ...]]:
+    """A multi-split bundle's members and the segment models they run, each file once (empty for a
+    single-split bundle)."""
+    members = bundle.manifest.splits
+    files: list[str] = []
+    for m in members:
+        files += [seg.file for seg in m.segments if seg.file not in files]
+    produces: dict[str, int] = {}
+    inputs: dict[str, tuple[int, ...]] = {}
+    for i, m in enumerate(members):
+        for seg in m.segments:
+            if inputs.setdefault(seg.file, seg.inputs) != seg.inputs:
+                raise GenerateError(
+                    f"{bundle.root}/manifest.json: splits[{i}]: segment {seg.file} is fed differently by two members"
+                )
+        if produces.setdefault(m.segments[-1].file, i) != i:
+            raise GenerateError(f"{bundle.root}/manifest.json: splits[{i}]: two members end at {m.segments[-1].file}")
+    for f in files:
+        if f not in produces:
+            raise GenerateError(
+                f"{bundle.root}/manifest.json: segment {f} ends no member's chain (its outputs are "
+                "no member's crossing)"
+            )
+    segments = tuple(SegmentView(j, f, inputs[f], produces[f]) for j, f in enumerate(files))
+    splits = tuple(
+        SplitView(
+            index=i,
+            split=m.split,
+            kind=m.kind,
+            segments=tuple(files.index(seg.file) for seg in m.segments),
+            crossing=tuple(CrossingView(j, c, f"S{m.split}") for j, c in enumerate(m.crossing)),
+            edge_ms=m.edge_ms or 0.0,
+            cloud_ms=m.cloud_ms or 0.0,
+        )
+        for i, m in enumerate(members)
+    )
+    return splits, segments
+
+
 def edge_app(bundle: Bundle, target: Target, server: ServerSettings | None = None) -> EdgeApp:
     """The view-model for `bundle` on `target` (which must have a toolchain and a template family)."""
     tc = target.toolchain
     if tc is None or tc.sysroot is None or not target.family:
         raise GenerateError(f"target '{target.name}' ({target.path}) has no toolchain/sysroot/family: not deployable")
     crossing = tuple(CrossingView(i, c) for i, c in enumerate(bundle.crossing))
-    model = bundle.edge_model.read_bytes()
+    splits, segments = _chain(bundle)
+    # the edge models: a single-split bundle's one, or every segment of a multi-split bundle's chain (each once)
+    models = (
+        tuple((f"model/{s.file}", (bundle.root / s.file).read_bytes()) for s in segments)
+        if splits
+        else (("model/edge.tflite", bundle.edge_model.read_bytes()),)
+    )
     manifest = (bundle.root / "manifest.json").read_bytes()
     return EdgeApp(
         version=__version__,
@@ -169,8 +275,11 @@ def edge_app(bundle: Bundle, target: Target, server: ServerSettings | None = Non
         input_scale=bundle.input.scale,
         input_offset=bundle.input.offset,
         crossing=crossing,
+        splits=splits,
+        segments=segments,
+        model_file_name=bundle.manifest.edge_model if splits else "edge.tflite",
         files=(
-            ("model/edge.tflite", model),
+            *models,
             ("model/manifest.json", manifest),
             # the target descriptor travels with the project: `build` and `emulate` read this copy
             (f"target/{target.name}.toml", Path(target.path).read_bytes()),

@@ -62,6 +62,9 @@ class Device:
     elementwise_per_cycle: float = field(metadata=POSITIVE)  # elements per cycle per core for layers without MACs
     layer_overhead_us: float = field(metadata=NOT_NEGATIVE)
     systolic: Systolic | None = None
+    # the device CPU's cost of the traffic codecs (None: the file does not say; the planner then cannot model them)
+    zstd_ns_per_byte: float | None = field(default=None, metadata=POSITIVE)  # zstd level 3, per uncompressed byte
+    jpeg_ns_per_pixel: float | None = field(default=None, metadata=POSITIVE)  # libjpeg-turbo 4:2:0, per input pixel
 
     @property
     def bytes_per_cycle(self) -> float:

@@ -67,7 +67,7 @@ def test_every_generated_text_file_opens_with_the_banner(bundles: dict[str, Path
 def test_native_sources_are_copied_byte_for_byte(bundles: dict[str, Path]) -> None:
     files = _render(bundles["one"])
     native = REPO / "sdk" / "native"
-    for name in ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c"):
+    for name in ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c", "splitcodec.h", "splitcodec.c"):
         assert files[f"native/{name}"] == (native / name).read_bytes()
     assert files["docs/wire-protocol.md"] == (native / "wire-protocol.md").read_bytes()
     assert files["model/edge.tflite"] == (bundles["one"] / "edge.tflite").read_bytes()
@@ -88,7 +88,7 @@ def test_config_header_holds_the_plan(bundles: dict[str, Path]) -> None:
         row = f'{{"{c.tensor}", {c.bits}, {c_float(c.scale)}, {c.zero_point}, {c_float(c.edge_scale)}, '
         assert row in cfg
         packed = (c.elements * c.bits + 7) // 8
-        assert f"{c_array(c.shape)}, {c.elements}u, {packed}u, kLut{i}, {c.edge_output}}}" in cfg
+        assert f"{c_array(c.shape)}, {c.elements}u, {packed}u, kLut{i}, {c.edge_output}, SP_CODEC_NONE}}" in cfg
     assert f"kWireBytes = {bundle.wire_bytes}u;" in cfg
 
 
@@ -174,8 +174,17 @@ def test_cli_generate_and_its_errors(bundles: dict[str, Path], tmp_path: Path) -
     bad = cli("generate", "--target", "cortex-a7", "--bundle", str(tmp_path / "none"), "-o", str(tmp_path / "q"))
     assert bad.returncode != 0 and bad.stderr.startswith("splitsdk: error: ") and "manifest.json" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "q").exists()
-    bad = cli("generate", "--target", "cortex-a7", "--bundle", str(bundles["one"]), "-o", str(tmp_path / "q"),
-              "--server", "nohostport")
+    bad = cli(
+        "generate",
+        "--target",
+        "cortex-a7",
+        "--bundle",
+        str(bundles["one"]),
+        "-o",
+        str(tmp_path / "q"),
+        "--server",
+        "nohostport",
+    )
     assert bad.returncode != 0 and "--server" in bad.stderr and not (tmp_path / "q").exists()
 
 
@@ -183,7 +192,9 @@ def test_wheel_can_generate_outside_the_source_tree(bundles: dict[str, Path], tm
     wheels = tmp_path / "wheels"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     wheel = next(wheels.glob("splitsdk-*.whl"))
@@ -194,26 +205,46 @@ def test_wheel_can_generate_outside_the_source_tree(bundles: dict[str, Path], tm
     assert "splitsdk/native/wire-protocol.md" in names
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
-    proc = subprocess.run([str(env_dir / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(env_dir / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     # numpy/jinja2 from this environment (no .pth processing on PYTHONPATH: splitsdk is the wheel's)
     site = next(p for p in sys.path if p.endswith("site-packages"))
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     env = {"PYTHONPATH": site, "PATH": "/usr/bin:/bin"}
-    where = subprocess.run([str(env_dir / "bin" / "python"), "-c", "import splitsdk; print(splitsdk.__file__)"],
-                           capture_output=True, text=True, cwd=outside, env=env, timeout=120)
+    where = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-c", "import splitsdk; print(splitsdk.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=outside,
+        env=env,
+        timeout=120,
+    )
     assert str(env_dir) in where.stdout, where.stdout + where.stderr
     proc = subprocess.run(
-        [str(env_dir / "bin" / "splitsdk"), "generate", "--target", "cortex-a7", "--bundle", str(bundles["one"]),
-         "-o", str(outside / "proj")],
-        capture_output=True, text=True, cwd=outside, env=env, timeout=120,
+        [
+            str(env_dir / "bin" / "splitsdk"),
+            "generate",
+            "--target",
+            "cortex-a7",
+            "--bundle",
+            str(bundles["one"]),
+            "-o",
+            str(outside / "proj"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=outside,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert (outside / "proj" / "src" / "main.cpp").read_text() == (
-        _text(_render(bundles["one"]), "src/main.cpp")
-    )
+    assert (outside / "proj" / "src" / "main.cpp").read_text() == (_text(_render(bundles["one"]), "src/main.cpp"))
     shipped = (outside / "proj" / "docs" / "wire-protocol.md").read_bytes()
     assert shipped == (REPO / "sdk" / "native" / "wire-protocol.md").read_bytes()
 
@@ -231,3 +262,50 @@ def test_a_target_is_a_file_and_travels_with_the_project(bundles: dict[str, Path
     assert load_target(tmp_path / "proj" / project.target_file).toolchain.cflags == ("-march=x86-64-v3",)  # type: ignore[union-attr]
     tc = (tmp_path / "proj" / "cmake" / "my-cam.toolchain.cmake").read_text()
     assert 'set(CMAKE_CXX_FLAGS_INIT "-march=x86-64-v3")' in tc
+
+
+def test_a_multi_split_bundle_generates_its_chain_and_switching(tmp_path: Path) -> None:
+    """Each segment of the chain once in model/ (no edge.tflite), every member in config.h with its own LUTs and
+    the segments it runs, the Python camera's switching constants, and --split; a single-split project has none
+    of it (the golden example checks that byte for byte)."""
+    from plan_factory import make_plan
+    from test_adaptive_bundle import POST, ladder_model, split_set_for
+
+    from splitsdk.convert.chain import convert_split_set
+    from splitsdk.wire.edge import BASE_WINDOW, PROBE_MAX_FRAMES, Switching
+
+    model = ladder_model(tmp_path / "ladder.keras")
+    plan = make_plan(model, tmp_path / "plan.json")
+    convert_split_set(plan, split_set_for(model, plan), model, tmp_path / "bundle", postprocess=POST, codec="zstd")
+    bundle = load_bundle(tmp_path / "bundle")
+    files = _render(tmp_path / "bundle", "host")
+    chain = bundle.manifest.splits[-1].segments
+    assert sorted(p for p in files if p.endswith(".tflite")) == sorted(f"model/{s.file}" for s in chain)
+    for seg in chain:
+        assert files[f"model/{seg.file}"] == (bundle.root / seg.file).read_bytes()
+    cfg = _text(files, "src/config.h")
+    assert f"kNumSplits = {len(bundle.split_indices)};" in cfg and f"kNumSegments = {len(chain)};" in cfg
+    assert "kCrossing[" not in cfg  # only the members' crossings
+    for m in bundle.manifest.splits:
+        member = bundle.member(m.split)
+        segs = [[s.file for s in chain].index(s.file) for s in m.segments]
+        assert f"kSegmentsSplit{m.split}[{len(segs)}] = {c_array(segs)};" in cfg
+        assert (
+            f'{{{m.split}, "{m.kind}", {len(segs)}, kSegmentsSplit{m.split}, {len(m.crossing)}, '
+            f"kCrossingSplit{m.split}, {member.wire_bytes}u, {c_float(m.edge_ms or 0)}, "
+            f"{c_float(m.cloud_ms or 0)}}}" in cfg
+        )
+        for i, c in enumerate(m.crossing):
+            lut_block = cfg.split(f"kLutS{m.split}_{i}[256] = {{")[1].split("};")[0]
+            assert [int(v) for v in lut_block.replace(",", " ").split()] == list(c.lut)
+            assert f"kLutS{m.split}_{i}, {c.edge_output}, SP_CODEC_ZSTD}}" in cfg
+    for seg in chain[1:]:
+        assert f'{{"{seg.file}", {len(seg.inputs)}, kSegmentInputs' in cfg
+    sw = Switching()
+    for name, value in [("kSwitchGain", sw.gain), ("kSwitchHold", sw.hold_frames), ("kRateSmoothing", sw.smoothing),
+                        ("kInformative", sw.informative), ("kProbeFrames", sw.probe_frames),
+                        ("kProbeMaxFrames", PROBE_MAX_FRAMES), ("kBaseWindow", BASE_WINDOW)]:  # fmt: skip
+        assert f" {name} = {value};" in cfg
+    assert '{"--split", "split"}' in _text(files, "src/options.cpp")
+    cmake = _text(files, "CMakeLists.txt")
+    assert f"install(FILES {' '.join(f'model/{s.file}' for s in chain)} DESTINATION share/splitsdk-edge)" in cmake

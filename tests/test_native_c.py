@@ -21,6 +21,7 @@ NATIVE = ROOT / "sdk" / "native"
 HERE = Path(__file__).resolve().parent / "native"
 C_SOURCES = [str(p) for p in source_files() if p.suffix == ".c"]
 STRICT = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", f"-I{NATIVE}"]
+LIBS = ["-lzstd"]  # splitcodec.c links the system libzstd
 
 
 def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -38,7 +39,8 @@ def test_sources_compile_clean_with_werror(cc: str, tmp_path: Path) -> None:
 def test_headers_include_from_cpp(tmp_path: Path) -> None:
     main = tmp_path / "use.cpp"
     main.write_text(
-        '#include "splitpack.h"\n#include "splitframe.h"\nint main() { return sp_packed_size(3, 3) == 2 ? 0 : 1; }\n'
+        '#include "splitpack.h"\n#include "splitframe.h"\n#include "splitcodec.h"\n'
+        "int main() { return sp_packed_size(3, 3) == 2 && sp_compress_bound(8) > 8 ? 0 : 1; }\n"
     )
     objs = []
     for src in C_SOURCES:
@@ -46,7 +48,7 @@ def test_headers_include_from_cpp(tmp_path: Path) -> None:
         _run(["gcc", *STRICT, "-c", src, "-o", str(obj)])
         objs.append(str(obj))
     exe = tmp_path / "use"
-    _run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", f"-I{NATIVE}", str(main), *objs, "-o", str(exe)])
+    _run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", f"-I{NATIVE}", str(main), *objs, *LIBS, "-o", str(exe)])
     _run([str(exe)])
 
 
@@ -62,6 +64,7 @@ def test_driver_under_asan_and_ubsan(tmp_path: Path) -> None:
             "-fno-sanitize-recover=all",
             *C_SOURCES,
             str(HERE / "driver.c"),
+            *LIBS,
             "-o",
             str(exe),
         ]
@@ -77,12 +80,27 @@ ARM_FLAGS = ["-O2", "-mcpu=cortex-a7", "-mfpu=neon-vfpv4", "-mfloat-abi=hard", "
 def test_arm_neon_build_matches_the_host_under_qemu(tmp_path: Path) -> None:
     """The edge's build (NEON kernels) passes the driver under qemu-arm and packs every b like the host."""
     host, arm = tmp_path / "driver", tmp_path / "driver-arm"
-    _run(["gcc", *STRICT, "-O2", *C_SOURCES, str(HERE / "driver.c"), "-o", str(host)])
-    _run(["arm-linux-gnueabihf-gcc", *STRICT, *ARM_FLAGS, *C_SOURCES, str(HERE / "driver.c"), "-o", str(arm)])
+    _run(["gcc", *STRICT, "-O2", *C_SOURCES, str(HERE / "driver.c"), *LIBS, "-o", str(host)])
+    _run(["arm-linux-gnueabihf-gcc", *STRICT, *ARM_FLAGS, *C_SOURCES, str(HERE / "driver.c"), *arm_zstd(tmp_path),
+          "-o", str(arm)])
     assert "all checks passed" in _run(["qemu-arm", str(arm)]).stdout
     digests = _run(["qemu-arm", str(arm), "digest"]).stdout
     assert digests == _run([str(host), "digest"]).stdout
     assert [line.split()[1] for line in digests.splitlines()] == [str(b) for b in range(1, 9)]
+
+
+def arm_zstd(tmp_path: Path) -> list[str]:
+    """Compiler flags for the cortex-a7 sysroot's libzstd: its two headers (alone: the rest of the sysroot's
+    include folder would shadow the cross compiler's libc) and its static library."""
+    from splitsdk.target import load_target
+    from splitsdk.toolchain.sysroot import sysroot_path
+
+    root = sysroot_path(load_target("cortex-a7")) / "usr"
+    include = tmp_path / "zstd-include"
+    include.mkdir()
+    for name in ("zstd.h", "zstd_errors.h"):
+        (include / name).symlink_to(root / "include" / name)
+    return [f"-I{include}", str(root / "lib" / "arm-linux-gnueabihf" / "libzstd.a")]
 
 
 def test_decoder_fuzz_bounded(tmp_path: Path) -> None:
@@ -99,6 +117,7 @@ def test_decoder_fuzz_bounded(tmp_path: Path) -> None:
             "-fno-sanitize-recover=all",
             *C_SOURCES,
             str(HERE / "fuzz_decode.c"),
+            *LIBS,
             "-o",
             str(exe),
         ]
@@ -116,6 +135,7 @@ def test_decoder_fuzz_bounded(tmp_path: Path) -> None:
                 wire.WireTensor(wire.TensorKind.INT, 16, 1.0, 0, (3,), b"\0" * 6),
             ),
         ),
+        wire.Frame(5, 6, (wire.deflate(wire.WireTensor(wire.TensorKind.PACKED, 3, 0.5, 2, (2, 3, 4), packed)),)),
         wire.Result(3, 0, b'{"top": [1]}'),
         wire.Error(4, 1, "bad"),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,85 @@ def test_fake_quantised_evaluator_measures_a_real_drop(chain_model: Path) -> Non
     # the model's weights are restored after each evaluation
     assert np.asarray(model(x)).argmax(axis=-1).tolist() == labels.tolist()
     assert evaluate(cand(32)) == pytest.approx(0.0)
+
+
+def _image_calib(path: Path, frames: int = 12) -> Path:
+    """Smooth 8x8 RGB frames on the 8-bit pixel grid (pixel / 255), as a camera's images would be."""
+    rng = np.random.default_rng(3)
+    coarse = rng.integers(0, 256, size=(frames, 4, 4, 3)).astype(np.float32)
+    np.savez(path, x=(np.repeat(np.repeat(coarse, 2, axis=1), 2, axis=2) / 255.0).astype(np.float32))
+    return path
+
+
+def test_frame_rate_compression_and_jpeg_flags_end_to_end(
+    chain_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calib = _image_calib(tmp_path / "calib.npz")
+    out = tmp_path / "plan.json"
+    rc = _plan(chain_model, out, "--calib", str(calib), "--fps", "30", "--arrivals", "poisson", "--max-loss", "0.05",
+               "--queue-depth", "2", "--compress", "zstd", "--jpeg", "90,60", "--memory", "100")
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "at 30 fps (poisson, queue depth 2)" in text and "CLOUD-ONLY+JPEG-Q60" in text and "loss" in text
+    plan = load_plan(out)
+    t = plan.traffic
+    assert t is not None and (t.fps, t.arrivals, t.max_loss, t.queue_depth, t.queue_frames) == (
+        30.0, "poisson", 0.05, 2, 6)
+    assert plan.solution.kind == "CLOUD_ONLY"  # 100 bytes of memory: nothing fits on the edge
+    (c,) = plan.solution.crossing
+    assert c.codec == "zstd" and c.compressed_ratio is not None and c.compressed_ratio > 0
+    assert plan.solution.predicted.transmit_bytes == math.ceil(c.compressed_ratio * 8 * 8 * 3)
+    assert any("ratios measured on 12 calibration frames" in n for n in plan.selection.notes)
+    for q in (90, 60):
+        b = plan.baselines[f"cloud_only_jpeg_q{q}"]
+        assert b.jpeg_quality == q and b.predicted.transmit_bytes > 0 and b.measured_accuracy is not None
+        assert "measured" in b.note and "modelled" in b.note
+    assert set(t.baselines) == set(plan.baselines)
+    assert main(["report", str(out), "-o", str(tmp_path / "rep")]) == 0
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Frame rate: latency and loss" in report and (tmp_path / "rep" / "traffic.png").is_file()
+    assert "CLOUD-ONLY+JPEG-Q90" in report and "| zstd |" in report
+
+
+def test_a_loss_limit_no_candidate_meets_is_one_line(
+    chain_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "plan.json"
+    rc = _plan(chain_model, out, "--memory", "100", "--uplink", "0.1", "--fps", "100", "--max-loss", "0.01",
+               "--jpeg", "none")
+    assert rc != 0 and not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("splitsdk: error: --max-loss 0.01: no candidate") and "lower --fps" in err[-1]
+    assert "Traceback" not in "\n".join(err)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--max-loss", "0.1"], "--max-loss: needs --fps"),
+        (["--queue-depth", "3"], "--queue-depth: needs --fps"),
+        (["--fps", "0"], "--fps: must be a positive number"),
+        (["--fps", "10", "--max-loss", "2"], "--max-loss: must be a fraction in 0..1"),
+        (["--fps", "10", "--queue-depth", "0"], "--queue-depth: must be >= 1"),
+        (["--jpeg", "high"], "--jpeg: 'high' is not a quality"),
+        (["--jpeg", "0"], "--jpeg: quality 0 is outside 1..100"),
+        (["--compress", "lz4"], "--compress"),
+    ],
+)
+def test_bad_traffic_flags_give_one_line_errors(
+    chain_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    out = tmp_path / "plan.json"
+    with pytest.raises(SystemExit) if extra[0] == "--compress" else _no_exit():
+        assert _plan(chain_model, out, *extra) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in "\n".join(err)
+    assert not out.exists()
+
+
+class _no_exit:  # noqa: N801 (a context manager used like pytest.raises)
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False

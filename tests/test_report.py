@@ -155,3 +155,22 @@ def test_inspect_plot_is_in_bytes_and_labelled(tmp_path: Path) -> None:
     assert "bytes" in title and "(kB" in y and any("model input" in t for t in legend)
     plot_transmission(result, tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_traffic_section_and_figure_for_a_plan_with_a_frame_rate(tmp_path: Path) -> None:
+    from splitsdk.plan.build import TrafficOptions
+    from splitsdk.plan.traffic import Arrivals
+
+    graph, prof, sens = random_problem_parts(1, 6, [2, 4, 8])
+    p = PlanProblem(graph, prof, sens, Link(20.0, 1.0), [2, 4, 8], 10**6, max_error=5.0)
+    plan = make_plan(p, PlanMeta("random1", "00" * 32, target="edge", cloud="cloud"),
+                     traffic=TrafficOptions(Arrivals(200.0, "poisson"), max_loss=0.02))
+    figs = figures(plan)
+    assert "traffic.png" in figs and figure_problems(figs["traffic.png"]) == []
+    written = write_report(plan, tmp_path / "rep")
+    assert tmp_path / "rep" / "traffic.png" in written
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Frame rate: latency and loss" in text and "At **200 fps** (poisson arrivals" in text
+    table = [line for line in text.splitlines() if line.startswith("| 200 (planned) |")]
+    assert len(table) == 1 and "AUTO-SPLIT ms / loss" in text and "CLOUD-ONLY ms / loss" in text
+    assert "modelled" in text

@@ -159,3 +159,20 @@ def test_cli_bad_target_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["targets", str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"splitsdk: error: {bad}: ")
+
+
+def test_cpu_targets_give_codec_costs_and_accelerators_none(tmp_path: Path) -> None:
+    for name in list_targets():
+        t = load_target(name)
+        has = (t.device.zstd_ns_per_byte, t.device.jpeg_ns_per_pixel)
+        if t.device.kind == "cpu":
+            assert all(v is not None and v > 0 for v in has), name
+            text = (builtin_targets_dir() / f"{name}.toml").read_text()
+            assert "Modelled estimates until measured" in text or "Emulated instruction counts" in text, name
+        elif t.device.kind == "systolic":
+            assert has == (None, None), name
+    src = (builtin_targets_dir() / "host.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(src.replace("zstd_ns_per_byte = 3.0", "zstd_ns_per_byte = -3.0"))
+    with pytest.raises(TargetError, match=r"bad.toml: device.zstd_ns_per_byte: must be > 0"):
+        load_target(bad)

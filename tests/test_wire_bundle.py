@@ -133,7 +133,12 @@ def test_the_manifest_round_trips(bundle_dir: Path, tmp_path: Path) -> None:
     ("edit", "message"),
     [
         (lambda m: m.pop("plan_sha256"), "manifest.json: plan_sha256: missing"),
-        (lambda m: m.update(schema_version=2), "manifest.json: schema_version 2 is not supported"),
+        (lambda m: m.update(schema_version=3), "manifest.json: schema_version 3 is not supported"),
+        (lambda m: m["crossing"][0].update(codec="lz4"), "manifest.json: crossing[0].codec: must be one of"),
+        (
+            lambda m: (m.update(schema_version=1), m["crossing"][1].update(codec="zstd")),
+            "manifest.json: crossing[1].codec: needs schema_version 2",
+        ),
         (lambda m: m.update(plan_sha256="xyz"), "manifest.json: plan_sha256: must be 64 lowercase hex digits"),
         (lambda m: m["crossing"][0].update(bits=9), "manifest.json: crossing[0].bits: must be <= 8, got 9"),
         (lambda m: m["crossing"][1].update(lut=[0] * 255), "manifest.json: crossing[1].lut: must have 256 entries"),
@@ -171,3 +176,16 @@ def test_wire_quant_params_cover_int8_range(bits: int) -> None:
     assert lut[0] == 0 and lut[255] == (1 << bits) - 1
     zero_code = lut[-5 + 128]
     assert abs((int(zero_code) - zp) * scale) <= scale / 2 + 1e-9
+
+
+def test_a_schema_1_manifest_is_still_read_as_uncompressed(bundle_dir: Path, tmp_path: Path) -> None:
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    manifest["schema_version"] = 1
+    for c in manifest["crossing"]:
+        c.pop("codec", None)
+    for name in ("edge.tflite", "cloud.keras", "plan.json"):
+        (tmp_path / name).symlink_to(bundle_dir / name)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    loaded = load_bundle(tmp_path).manifest
+    assert loaded.schema_version == 1 and {c.codec for c in loaded.crossing} == {"none"}
+    assert load_bundle(bundle_dir).manifest.schema_version == 2

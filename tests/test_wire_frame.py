@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from splitsdk import wire
-from splitsdk.wire import DecodeStatus, FrameError, TensorKind, WireTensor
+from splitsdk.wire import Codec, DecodeStatus, FrameError, TensorKind, WireTensor
 from splitsdk.wire.frame import MsgType, Stats
 
 u64 = st.integers(0, 2**64 - 1)
@@ -30,13 +31,16 @@ def tensors(draw: st.DrawFn) -> WireTensor:
     for d in dims:
         n *= d
     size = (n * bits + 7) // 8 if kind == TensorKind.PACKED else n * bits // 8
-    payload = draw(st.binary(min_size=size, max_size=size))
-    return WireTensor(kind, bits, draw(scales), draw(st.integers(-(2**31), 2**31 - 1)), dims, payload)
+    codec = draw(st.sampled_from(list(Codec)))
+    # a compressed payload is any non-empty bytes to the frame codec (splitcodec checks its content)
+    sizes = (size, size) if codec == Codec.NONE else (1, 40)
+    payload = draw(st.binary(min_size=sizes[0], max_size=sizes[1]))
+    return WireTensor(kind, bits, draw(scales), draw(st.integers(-(2**31), 2**31 - 1)), dims, payload, codec)
 
 
 messages = st.one_of(
     st.builds(wire.Hello, st.text(max_size=20), st.binary(min_size=32, max_size=32).map(bytes.hex), u64, i64),
-    st.builds(wire.Frame, u64, i64, st.lists(tensors(), max_size=4).map(tuple)),
+    st.builds(wire.Frame, u64, i64, st.lists(tensors(), max_size=4).map(tuple), st.integers(0, 65535)),
     st.builds(wire.Result, u64, st.integers(0, 65535), st.binary(max_size=64), i64),
     st.builds(wire.Error, u64, st.integers(0, 65535), st.text(max_size=40), i64),
     st.builds(Stats, st.text(max_size=40), u64, i64),
@@ -113,7 +117,7 @@ def _set(data: bytes, offset: int, value: bytes) -> bytes:
     return _refresh_crc(out)
 
 
-# Offsets in a one-tensor FRAME: header 28, count 4, then kind, bits, rank, reserved, scale, zp, dims.
+# Offsets in a one-tensor FRAME: header 28, count 2, split 2, then kind, bits, rank, codec, scale, zp, dims.
 T0 = 32
 
 
@@ -122,7 +126,10 @@ T0 = 32
     [
         (lambda d: d[:10], DecodeStatus.TRUNCATED),
         (lambda d: b"XXXX" + d[4:], DecodeStatus.MAGIC),
-        (lambda d: d[:4] + b"\x02" + d[5:], DecodeStatus.VERSION),
+        (lambda d: _set(d, 4, b"\x03"), DecodeStatus.VERSION),
+        (lambda d: _set(d, 4, b"\x00"), DecodeStatus.VERSION),
+        (lambda d: _set(d, T0 + 3, b"\x02"), DecodeStatus.CODEC),
+        (lambda d: _set(_set(d, T0 + 3, b"\x01"), T0 + 24, bytes(4)), DecodeStatus.PAYLOAD),  # empty zstd
         (lambda d: d[:5] + b"\x09" + d[6:], DecodeStatus.TYPE),
         (lambda d: d[:-1] + bytes([d[-1] ^ 1]), DecodeStatus.CRC),
         (lambda d: _set(d, 8, (2**31).to_bytes(4, "little")), DecodeStatus.TOO_LARGE),
@@ -202,3 +209,53 @@ def test_decode_without_copy_gives_views_of_the_frame() -> None:
     payload = viewed.tensors[1].payload
     assert isinstance(payload, memoryview) and payload.obj is data and bytes(payload) == t.payload
     assert isinstance(copied.tensors[0].payload, bytes)
+
+
+def _as_version_1(data: bytes) -> bytes:
+    return _set(data, 4, b"\x01")
+
+
+def test_version_1_frames_still_decode_as_uncompressed_split_0() -> None:
+    """An old camera's frames (version 1: reserved fields where split and codec now are) keep working,
+    whatever it wrote in the reserved fields; a writer writes version 2."""
+    t = WireTensor(TensorKind.PACKED, 4, 0.5, 8, (2, 3), bytes([0x21, 0x43, 0x65]))
+    data = wire.encode(wire.Frame(7, 9, (t,)))
+    assert data[4] == wire.PROTOCOL_VERSION == 2 and wire.MIN_PROTOCOL_VERSION == 1
+    old = _as_version_1(data)
+    assert wire.peek(old[: wire.PREFIX_LEN]) == (len(old), MsgType.FRAME)
+    assert wire.decode(old) == (wire.Frame(7, 9, (t,)), len(old))
+    # reserved bytes of a version 1 frame are ignored: not read as split 5 and codec 1
+    noisy = _set(_set(old, 30, b"\x05\x00"), T0 + 3, b"\x01")
+    msg, _ = wire.decode(noisy)
+    assert isinstance(msg, wire.Frame) and msg.split == 0 and msg.tensors[0].codec == Codec.NONE
+    # the same bytes as version 2 are split 5 with a zstd payload (which the frame codec passes on)
+    msg, _ = wire.decode(_set(noisy, 4, b"\x02"))
+    assert isinstance(msg, wire.Frame) and msg.split == 5 and msg.tensors[0].codec == Codec.ZSTD
+
+
+def test_split_and_codec_are_where_the_document_says() -> None:
+    t = wire.deflate(WireTensor(TensorKind.PACKED, 8, 1.0, 0, (64,), bytes(64)))
+    data = wire.encode(wire.Frame(1, 2, (t,), split=258))
+    assert data[30:32] == (258).to_bytes(2, "little") and data[T0 + 3] == Codec.ZSTD
+    assert int.from_bytes(data[T0 + 16 : T0 + 20], "little") == len(t.payload) < 64
+    msg, _ = wire.decode(data)
+    assert isinstance(msg, wire.Frame) and wire.inflate(msg.tensors[0]).payload == bytes(64)
+    with pytest.raises(wire.FrameError.__mro__[1]):
+        wire.encode(wire.Frame(1, 2, (t,), split=65536))
+
+
+def test_a_version_1_message_is_written_on_request_and_never_with_version_2_fields() -> None:
+    """A receiver answers a version 1 camera in version 1: encode writes the message's version."""
+    replies: list[wire.Message] = [wire.Result(3, 0, b"{}", 9, version=1), wire.Hello("cam", "ab" * 32, version=1),
+                                   wire.Error(0, 4, "no", version=1), Stats("{}", version=1)]
+    for msg in replies:
+        data = wire.encode(msg)
+        assert data[4] == 1 and wire.decode(data)[0].version == 1
+        current = wire.encode(dataclasses.replace(msg, version=2))  # the same layout: only the version differs
+        assert current[4] == 2 and current[5:-4] == data[5:-4]
+    t = WireTensor(TensorKind.PACKED, 8, 1.0, 0, (4,), bytes(4))
+    assert wire.encode(wire.Frame(1, 2, (t,), version=1))[4] == 1
+    for bad in (wire.Frame(1, 2, (t,), split=1, version=1), wire.Frame(1, 2, (wire.deflate(t),), version=1),
+                wire.Frame(1, 2, (t,), version=3), wire.Hello("cam", "ab" * 32, version=0)):
+        with pytest.raises(wire.FrameError.__mro__[1]):
+            wire.encode(bad)

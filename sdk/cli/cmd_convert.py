@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from splitsdk.errors import ConvertError
+
+if TYPE_CHECKING:
+    from splitsdk.plan.schema import SplitSet
 
 # convert_plan's parameters as this command's flags, for its errors
 FLAGS = {"samples": "--samples", "input_scale": "--input-scale", "input_offset": "--input-offset",
@@ -50,6 +53,15 @@ def run(args: argparse.Namespace) -> int:
 
     if str(args.model).endswith(".onnx") and importlib.util.find_spec("onnx2tf") is None:  # say it before the work
         raise ConvertError(f"{args.model}: {missing_package('onnx2tf', 'converting an ONNX model')}")
+    from splitsdk.errors import PlanError
+    from splitsdk.plan.schema import load_plan
+
+    try:
+        split_set = load_plan(args.plan).split_set
+    except PlanError:  # convert_plan says what is wrong with it, after the checks it makes first
+        split_set = None
+    if split_set is not None and len(split_set.members) > 1:
+        return _convert_chain(args, split_set)
     try:
         with working(f"convert: {args.plan} -> {args.output}", enabled=not args.json):
             report = convert_plan(
@@ -104,4 +116,43 @@ def run(args: argparse.Namespace) -> int:
         if v.accuracy_drop is not None:
             print(f"  accuracy: float {v.accuracy_float:.1%}, split {v.accuracy_split:.1%} "
                   f"(drop {v.accuracy_drop:.2f} points)")
+    return 0
+
+
+def _convert_chain(args: argparse.Namespace, split_set: SplitSet) -> int:
+    """A plan with a split set of several splits: the multi-split bundle (`splitsdk.convert.chain`), verified per
+    split on held-out frames."""
+    from splitsdk.cli.progress import working
+    from splitsdk.convert.chain import RECOMPOSE_FACTOR, convert_split_set
+    from splitsdk.convert.convert import ConvertArgumentError
+
+    if args.no_verify:
+        raise ConvertError("--no-verify: a multi-split bundle (the plan's split_set) is always verified per split")
+    try:
+        with working(f"convert: {args.plan} -> {args.output} (splits {', '.join(map(str, split_set.splits))})",
+                     enabled=not args.json):
+            report = convert_split_set(
+                args.plan, split_set, args.model, args.output, calib=args.calib, samples=args.samples,
+                input_scale=args.input_scale, input_offset=args.input_offset,
+                postprocess=_postprocess(args.postprocess), force=args.force,
+            )
+    except ConvertArgumentError as exc:
+        raise ConvertError(f"{FLAGS.get(exc.parameter, exc.parameter)}: {exc.message}") from None
+    if args.json:
+        print(json.dumps({
+            "bundle": str(report.bundle), "kind": "multi-split", "splits": list(report.splits),
+            "segment_bytes": report.segment_bytes, "cloud_models": {str(k): v for k, v in report.cloud_models.items()},
+            "checks": [{"split": c.split, "samples": c.samples, "output_mse": c.output_mse,
+                        "simulated_mse": c.simulated_mse, "bound": c.bound, "argmax_agreement": c.agreement}
+                       for c in report.checks],
+        }, indent=1))
+        return 0
+    print(f"bundle {report.bundle} (multi-split: splits {', '.join(map(str, report.splits))}, from the plan's "
+          f"split_set over {split_set.uplink})")
+    print("  edge chain: " + ", ".join(f"{name} {size:,} bytes" for name, size in report.segment_bytes.items())
+          + f" ({report.edge_bytes:,} bytes)")
+    for c in report.checks:
+        print(f"  split {c.split}: cloud half {report.cloud_models[c.split]}; host check on {c.samples} held-out "
+              f"samples: output MSE {c.output_mse:.3g} (bound {c.bound:.3g}: {RECOMPOSE_FACTOR:g}x its float "
+              f"simulation's {c.simulated_mse:.3g} + a floor); argmax agreement {c.agreement:.1%}")
     return 0

@@ -1,7 +1,9 @@
 """`splitsdk edge-sim BUNDLE --server HOST:PORT --frames DIR`: a camera in software.
 
 Runs the bundle's edge.tflite on each frame, requantises and packs the crossing tensors, sends them to
-a receiver and prints each RESULT: the same bytes on the wire as the generated edge app.
+a receiver and prints each RESULT: the same bytes on the wire as the generated edge app. A multi-split
+bundle's camera runs its segment chain up to one member's cut: the member chosen per frame from the uplink
+it measures (`splitsdk.wire.edge.AdaptiveCamera`), or the one `--split` names; each line then names its split.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ def register(sub: Any) -> None:
     p.add_argument("--cert", type=Path, help="this camera's client certificate")
     p.add_argument("--key", type=Path, help="this camera's client key")
     p.add_argument("--first-seq", type=int, default=0, help="sequence number of the first frame")
+    p.add_argument(
+        "--split", type=int, help="a multi-split bundle: send every frame at this member's split (default: adaptive, "
+        "choosing the member per frame from the uplink measured on the first --server)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per frame")
     p.set_defaults(func=run)
 
@@ -55,7 +61,7 @@ def _speaks_tls(host: str, port: int) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from splitsdk.address import parse_hostport
-    from splitsdk.errors import WireError
+    from splitsdk.errors import BundleError, WireError
     from splitsdk.wire.bundle import load_bundle
     from splitsdk.wire.client import client_tls_context, simulate_failover
     from splitsdk.wire.edge import load_frames
@@ -64,8 +70,15 @@ def run(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.bundle)
     frames = load_frames(args.frames, bundle.input.shape)
     tls = client_tls_context(args.ca, args.cert, args.key) if args.ca else None
+    splits: list[int | None] = []
     try:
-        results = simulate_failover(bundle, servers, frames, args.device_id, tls, args.first_seq)
+        if args.split is not None and args.split not in bundle.split_indices:
+            raise BundleError(f"--split: {args.split} is not a split of {args.bundle} ({list(bundle.split_indices)})")
+        if bundle.manifest.splits and args.split is None:
+            splits, results = _adaptive(bundle, servers[0], frames, args.device_id, tls, args.first_seq)
+        else:
+            results = simulate_failover(bundle, servers, frames, args.device_id, tls, args.first_seq, args.split)
+            splits = [args.split if args.split is not None else bundle.split_indices[-1]] * len(results)
     except (ConnectionError, OSError) as exc:
         host, port = servers[-1]
         if tls is None and _speaks_tls(host, port):
@@ -73,10 +86,26 @@ def run(args: argparse.Namespace) -> int:
                 f"{host}:{port}: the receiver expects TLS: give --ca (and --cert, --key when it checks cameras)"
             ) from None
         raise WireError(f"{host}:{port}: {exc}") from None
-    for name, result in results:
+    multi = bool(bundle.manifest.splits)
+    for (name, result), split in zip(results, splits, strict=True):
         body = result.body.decode("utf-8", errors="replace")
         if args.json:
-            print(json.dumps({"frame": name, "seq": result.seq, "status": result.status, "result": _value(body)}))
+            row = {"frame": name, "seq": result.seq, "status": result.status, "result": _value(body)}
+            print(json.dumps({**row, "split": split} if multi else row))
         else:
-            print(f"{name}\tseq={result.seq}\tstatus={result.status}\t{body}")
+            where = f"split={split}\t" if multi else ""
+            print(f"{name}\tseq={result.seq}\t{where}status={result.status}\t{body}")
     return 0
+
+
+def _adaptive(bundle: Any, server: tuple[str, int], frames: list[tuple[str, Any]], device_id: str, tls: Any,
+              first_seq: int) -> tuple[list[int | None], list[tuple[str, Any]]]:
+    """Every frame through one adaptive camera (`splitsdk.wire.edge.AdaptiveCamera`); the splits it chose."""
+    from splitsdk.wire.edge import AdaptiveCamera
+
+    camera = AdaptiveCamera(bundle, *server, device_id, tls, first_seq=first_seq)
+    try:
+        records = [camera.infer(image) for _, image in frames]
+    finally:
+        camera.close()
+    return [r.split for r in records], [(name, r.result) for (name, _), r in zip(frames, records, strict=True)]

@@ -1,4 +1,5 @@
-"""`splitsdk plan MODEL --target T --uplink MBPS -o plan.json`: AUTO-SPLIT's split and bit widths."""
+"""`splitsdk plan MODEL --target T --uplink MBPS -o plan.json`: AUTO-SPLIT's split and bit widths (with a range of
+rates, `--uplink LOW..HIGH` or `--uplink-trace`, also the split set that follows the uplink)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from splitsdk.cli.progress import progress_bar
 from splitsdk.errors import PlanError
 
 if TYPE_CHECKING:
-    from splitsdk.plan.schema import Plan, Predicted
+    from rich.console import Console
+
+    from splitsdk.plan.build import TrafficOptions
+    from splitsdk.plan.schema import Plan, Predicted, QueueRecord, SplitSet
+    from splitsdk.plan.uplink import Uplink
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmg]i?b?|b)?\s*$", re.I)
 _FACTOR = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
@@ -35,7 +40,14 @@ def register(sub: Any) -> None:
     p.add_argument("model", help=".keras / .h5 file, SavedModel directory or .onnx file")
     p.add_argument("--target", required=True, help="edge target (e.g. cortex-a7, eyeriss) or a target .toml")
     p.add_argument("--cloud", default="cloud-gpu", help="cloud target (default: cloud-gpu)")
-    p.add_argument("--uplink", required=True, help="uplink rate in Mbit/s (e.g. 3, 500kbit, 1gbit)")
+    uplink = p.add_mutually_exclusive_group(required=True)
+    uplink.add_argument(
+        "--uplink",
+        help="uplink rate in Mbit/s (e.g. 3, 500kbit, 1gbit), or a range LOW..HIGH (e.g. 1mbit..20mbit): the plan "
+             "then also holds the split set that follows the uplink",
+    )
+    uplink.add_argument("--uplink-trace", help="a measured uplink trace (CSV time_s,mbit_s): a range weighted by time")
+    p.add_argument("--max-splits", type=int, help="most splits in the set with a range or trace (default 3)")
     p.add_argument("--rtt", type=float, default=0.0, help="round-trip time in ms (default 0)")
     p.add_argument("--memory", help="edge memory for weights + activations (default: the target's app memory)")
     p.add_argument("--max-accuracy-drop", type=float, help="largest top-1 drop in points (with --eval)")
@@ -58,11 +70,23 @@ def register(sub: Any) -> None:
         "--exact",
         choices=["auto", "milp", "exhaustive", "none"],
         default="auto",
-        help="also solve the joint problem exactly to report Algorithm 1's gap (default: auto)",
+        help="also solve the joint problem exactly to report the chosen solution's gap to the optimum (default: auto)",
     )
     p.add_argument(
         "--edge-profile",
         help="measured edge latency table (`splitsdk profile`): used where it has a layer, analytic elsewhere",
+    )
+    p.add_argument("--fps", type=float, help="the camera's frame rate: predict queueing, loss and throughput")
+    p.add_argument("--arrivals", choices=["periodic", "poisson"], help="how frames come with --fps (default periodic)")
+    p.add_argument("--max-loss", type=float, help="largest share of frames dropped at --fps (0..1, e.g. 0.01)")
+    p.add_argument("--queue-depth", type=int, help="the edge app's --queue-depth with --fps (default 4)")
+    p.add_argument(
+        "--compress", choices=["none", "zstd", "auto"], default="none",
+        help="zstd on the crossing tensors: every one, or auto (where the measured ratio pays for the edge cost)",
+    )
+    p.add_argument(
+        "--jpeg", default="95,75,50",
+        help="JPEG qualities of the CLOUD-ONLY+JPEG baselines, measured on the data (default 95,75,50; none: off)",
     )
     p.add_argument("-o", "--output", required=True, help="where to write plan.json")
     p.add_argument("--json", action="store_true", help="print the plan as JSON instead of tables")
@@ -71,22 +95,20 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from splitsdk.cli.args import check_output_file
-    from splitsdk.errors import LinkError
-    from splitsdk.profile.link import parse_rate
+    from splitsdk.plan.build import representative_rate
 
     check_output_file(args.output, PlanError)  # the cheap checks first: no NumPy/TF for a bad flag
     if args.rtt < 0:
         raise PlanError(f"--rtt: must be >= 0, got {args.rtt}")
-    try:
-        uplink = parse_rate(args.uplink)
-    except LinkError as exc:
-        raise PlanError(f"--uplink: {exc}") from None
+    uplink = uplink_arg(args)
+    traffic = traffic_options(args)
+    jpeg = jpeg_qualities(args.jpeg)
 
     from splitsdk.plan import Constraints, plan_model, save_plan
     from splitsdk.plan.schema import dumps
     from splitsdk.profile import Link
 
-    link = Link(uplink, args.rtt)
+    link = Link(representative_rate(uplink), args.rtt)
     constraints = Constraints(
         memory_bytes=None if args.memory is None else parse_bytes(args.memory),
         max_accuracy_drop=args.max_accuracy_drop,
@@ -107,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
             metric=args.metric,
             edge_profile=args.edge_profile,
             input_shape=args.input_shape,
+            traffic=traffic,
+            compress=args.compress,
+            jpeg=jpeg,
+            uplink=uplink,
+            max_splits=args.max_splits,
         )
     save_plan(plan, args.output)
     for note in plan.selection.notes:
@@ -118,6 +145,54 @@ def run(args: argparse.Namespace) -> int:
     print_plan(plan)
     print(f"plan: {args.output}")
     return 0
+
+
+def uplink_arg(args: argparse.Namespace) -> Uplink:
+    """--uplink (a rate or a range) or --uplink-trace (a CSV file), exactly one of them."""
+    from splitsdk.plan.uplink import load_uplink_trace, parse_uplink
+
+    if (args.uplink is None) == (args.uplink_trace is None):
+        raise PlanError("--uplink: give one uplink rate or range, or --uplink-trace (not both, not neither)")
+    uplink = parse_uplink(args.uplink) if args.uplink is not None else load_uplink_trace(args.uplink_trace)
+    if args.max_splits is not None and args.max_splits < 1:
+        raise PlanError(f"--max-splits: must be at least 1, got {args.max_splits}")
+    if args.max_splits is not None and uplink.single:
+        raise PlanError("--max-splits: needs a rate distribution (--uplink LOW..HIGH or --uplink-trace)")
+    return uplink
+
+
+def traffic_options(args: argparse.Namespace) -> TrafficOptions | None:
+    """--fps and its companions as the planner's TrafficOptions (None without --fps)."""
+    from splitsdk.plan.build import DEFAULT_QUEUE_DEPTH, TrafficOptions
+    from splitsdk.plan.traffic import Arrivals
+
+    if args.fps is None:
+        extra = [f for f, v in (("--max-loss", args.max_loss), ("--arrivals", args.arrivals),
+                                ("--queue-depth", args.queue_depth)) if v is not None]
+        if extra:
+            raise PlanError(f"{extra[0]}: needs --fps (the camera's frame rate)")
+        return None
+    return TrafficOptions(
+        Arrivals(args.fps, args.arrivals or "periodic"),
+        max_loss=args.max_loss,
+        queue_depth=DEFAULT_QUEUE_DEPTH if args.queue_depth is None else args.queue_depth,
+    )
+
+
+def jpeg_qualities(text: str) -> tuple[int, ...]:
+    """--jpeg: comma-separated qualities 1..100, or none."""
+    if text.strip().lower() == "none":
+        return ()
+    out = []
+    for part in text.split(","):
+        try:
+            q = int(part.strip())
+        except ValueError:
+            raise PlanError(f"--jpeg: {part.strip()!r} is not a quality (integers 1..100, or none)") from None
+        if not 1 <= q <= 100:
+            raise PlanError(f"--jpeg: quality {q} is outside 1..100")
+        out.append(q)
+    return tuple(dict.fromkeys(out))
 
 
 def _bits_summary(bits: dict[str, int]) -> str:
@@ -148,14 +223,25 @@ def print_plan(plan: Plan) -> None:
             f"edge memory {p.edge_weight_bytes:,} B weights + {p.peak_activation_bytes:,} B activations"
         )
     for c in s.crossing:
-        console.print(f"  sends {c.tensor} {list(c.shape)} at {c.bits} bits")
+        ratio = "" if c.compressed_ratio is None else f" (zstd ratio {c.compressed_ratio:.3f}, measured)"
+        console.print(f"  sends {c.tensor} {list(c.shape)} at {c.bits} bits, codec {c.codec}{ratio}")
+    t = plan.traffic
+    if t is not None:
+        q = t.solution
+        console.print(
+            f"  at {t.fps:g} fps ({t.arrivals}, queue depth {t.queue_depth}): {q.throughput_fps:.3g} frames/s "
+            f"answered, loss {q.loss_ratio:.3g}, latency {ms(q.latency_mean_ms)} ms mean / "
+            f"{ms(q.latency_p95_ms)} ms p95 (bottleneck {q.bottleneck}, modelled)"
+        )
     console.print(f"  why: {s.reason}")
     for note in plan.selection.notes:
         console.print(f"  note: {note}")
     if plan.exact is not None:
         console.print(
             f"  exact optimum ({plan.exact.solver}): {ms(plan.exact.total_ms)} ms at split "
-            f"{plan.exact.split_index}; Algorithm 1's gap {plan.exact.gap * 100:.2f}%"
+            f"{plan.exact.split_index}; the chosen solution's gap to it {plan.exact.gap * 100:.2f}%"
+            + ("" if plan.selection.certified_gap is None
+               else f" (certified at most {plan.selection.certified_gap * 100:.2f}%)")
         )
     cloud_ms = plan.baselines["cloud_only"].predicted.total_ms
     total = plan.selection.candidates_total
@@ -172,8 +258,13 @@ def print_plan(plan: Plan) -> None:
         "vs CLOUD",
         "edge MB",
         "fits",
+        *(["queued ms", "loss"] if plan.traffic is not None else []),
     ]:
         table.add_column(col, justify="left" if col in ("method", "kind") else "right")
+    queues: dict[str, QueueRecord] = {}
+    if plan.traffic is not None:
+        queues = {"AUTO-SPLIT": plan.traffic.solution}
+        queues.update({b.name: plan.traffic.baselines[key] for key, b in plan.baselines.items()})
     rows: list[tuple[str, str, int | None, str, Predicted, bool]] = [
         ("AUTO-SPLIT", s.kind, s.split_index, "mixed", p, True)
     ]
@@ -182,6 +273,8 @@ def print_plan(plan: Plan) -> None:
         for b in plan.baselines.values()
     ]
     for name, kind, k, bits, pr, fits in rows:
+        qr = queues.get(name)
+        queued = [] if qr is None else [ms(qr.latency_mean_ms), f"{qr.loss_ratio:.3g}"]
         table.add_row(
             name,
             kind,
@@ -194,5 +287,24 @@ def print_plan(plan: Plan) -> None:
             f"{pr.total_ms / cloud_ms:.2f}x" if cloud_ms else "-",
             f"{(pr.edge_weight_bytes + pr.peak_activation_bytes) / 1e6:.3g}",
             "yes" if fits else "NO",
+            *queued,
         )
+    console.print(table)
+    if plan.split_set is not None:
+        print_split_set(console, plan.split_set)
+
+
+def print_split_set(console: Console, s: SplitSet) -> None:
+    """The split set per rate (the report's table; every latency modelled)."""
+    from rich.table import Table
+
+    from splitsdk.plan.report import split_set_table
+
+    header, rows = split_set_table(s)
+    table = Table(title=f"split set over {s.uplink}: splits {', '.join(map(str, s.splits))}, edge chain "
+                        f"{s.memory_bytes:,} B of {s.memory_limit:,} B (latencies {s.latencies})")
+    for col in header:
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)

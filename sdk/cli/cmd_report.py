@@ -1,4 +1,5 @@
-"""`splitsdk report plan.json -o DIR`: Markdown and PNGs (Pareto front, latency breakdown, bits per layer)."""
+"""`splitsdk report plan.json -o DIR`: Markdown and PNGs (Pareto front, latency breakdown, bits per layer; latency
+and loss vs frame rate for a plan made with `--fps`)."""
 
 from __future__ import annotations
 

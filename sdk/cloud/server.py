@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 import time
@@ -33,7 +34,15 @@ from splitsdk.cloud.model import Runner, load_cloud_runner
 from splitsdk.cloud.postprocess import resolve
 from splitsdk.cloud.store import ResultStore, StoredResult, StoreError, UnopenedStore, open_store
 from splitsdk.cloud.trust import Trust, build_context
-from splitsdk.cloud.validation import ProtocolViolation, check_device_id, parse_stats, require_finite, strict_json
+from splitsdk.cloud.validation import (
+    ProtocolViolation,
+    check_device_id,
+    check_split,
+    decompressed,
+    parse_stats,
+    require_finite,
+    strict_json,
+)
 from splitsdk.errors import ReceiverError
 from splitsdk.wire import ErrorCode, FrameError, TensorKind
 from splitsdk.wire.bundle import Bundle
@@ -48,6 +57,17 @@ class Job:
     seq: int
     capture_us: int
     inputs: list[Input]  # packed codes (views of the frame), dequantised into the batch on the batch thread
+    split: int = 0  # the bundle member the frame is for (FRAME.split)
+
+
+@dataclass
+class Member:
+    """What the receiver holds per split it serves: the member's single-split view, its cloud half and its
+    batch buffers (a single-split bundle: one member, split 0)."""
+
+    bundle: Bundle
+    runner: Runner
+    tensors: BatchTensors
 
 
 def tls_context(config: ReceiverConfig) -> ssl.SSLContext:
@@ -60,9 +80,20 @@ class Metrics:
     def __init__(self, depth: Callable[[], float], connections: Callable[[], float]) -> None:
         self.registry = Registry()
         reg = self.registry.add
-        self.frames: Counter = reg(Counter("splitsdk_frames_total", "FRAMEs answered with a RESULT"))
+        self.frames: Counter = reg(
+            Counter("splitsdk_frames_total", "FRAMEs answered with a RESULT (a multi-split bundle: by split)")
+        )
         self.bytes: Counter = reg(Counter("splitsdk_bytes_received_total", "Bytes of frames received"))
+        self.tensor_bytes: Counter = reg(
+            Counter(
+                "splitsdk_tensor_bytes_total",
+                "Crossing-tensor payload bytes received: as sent (form=wire) and uncompressed (form=raw)",
+            )
+        )
         self.errors: Counter = reg(Counter("splitsdk_errors_total", "Connections ended by an error, by kind"))
+        self.split_changes: Counter = reg(
+            Counter("splitsdk_split_changes_total", "FRAMEs for another split than the camera's previous one")
+        )
         self.duplicates: Counter = reg(
             Counter("splitsdk_duplicate_frames_total", "Resent frames answered from the store")
         )
@@ -98,11 +129,25 @@ class Receiver:
         self.bundle = bundle
         self.config = config
         self.log = setup_logging()
-        self._runner = runner if runner is not None else engine_runner(bundle, config)
+        if bundle.manifest.splits and runner is None and config.engine.kind == "ray":
+            raise ReceiverError(
+                f"{bundle.root}: a multi-split bundle is served with [engine] kind = \"local\" (one Ray Serve "
+                "application per bundle holds one cloud half)"
+            )
+        self.members = {
+            k: Member(
+                bundle.member(k),
+                runner if runner is not None else engine_runner(bundle.member(k), config),
+                BatchTensors([c.shape for c in bundle.member(k).crossing], config.batching.max_batch),
+            )
+            for k in bundle.split_indices
+        }  # one cloud half per split; frames are batched per split
+        self._multi = bool(bundle.manifest.splits)
         self._post = strict_json(resolve(bundle.postprocess))  # a NaN score is refused, never stored
         self._store: ResultStore = UnopenedStore(config.db)  # opened by start(), once the ports are bound
         self._trust: Trust | None = None
         self._conns: dict[asyncio.Task[Any], bool] = {}  # task -> busy (mid-frame)
+        self._versions: dict[asyncio.StreamWriter, int] = {}  # protocol version of each camera's HELLO
         self.admission = Admission(config.limits, self.log)
         self._tls: ssl.SSLContext | None = None
         self.draining = False
@@ -114,7 +159,6 @@ class Receiver:
             self._on_batch,
             in_pipeline=lambda: sum(self._conns.values()),
         )
-        self._batch_tensors = BatchTensors([c.shape for c in bundle.crossing], config.batching.max_batch)
         self._server: asyncio.base_events.Server | None = None
         self._http: asyncio.base_events.Server | None = None
         self.port = 0
@@ -132,21 +176,23 @@ class Receiver:
         fresh = [i for i, r in known.items() if r is None]
         rows: list[StoredResult] = []
         if fresh:
-            t0 = time.perf_counter()
-            batched = self._batch_tensors.fill([jobs[i].inputs for i in fresh])  # no per-batch stack
-            outputs = self._runner(batched)
-            t1 = time.perf_counter()
-            bodies = [self._post([o[n] for o in outputs]) for n in range(len(fresh))]
+            bodies: dict[int, bytes] = {}
+            model_s = post_s = 0.0
+            for split in sorted({jobs[i].split for i in fresh}):  # one model run per split in the batch
+                member = self.members[split]
+                group = [i for i in fresh if jobs[i].split == split]
+                t0 = time.perf_counter()
+                outputs = member.runner(member.tensors.fill([jobs[i].inputs for i in group]))  # no per-batch stack
+                t1 = time.perf_counter()
+                bodies.update((i, self._post([o[n] for o in outputs])) for n, i in enumerate(group))
+                model_s, post_s = model_s + t1 - t0, post_s + time.perf_counter() - t1
             t2 = time.perf_counter()
             rows = self._store.put_many(
-                [
-                    StoredResult(jobs[i].device_id, jobs[i].seq, jobs[i].capture_us, 0, b)
-                    for i, b in zip(fresh, bodies, strict=True)
-                ]
+                [StoredResult(jobs[i].device_id, jobs[i].seq, jobs[i].capture_us, 0, bodies[i]) for i in fresh]
             )
             t3 = time.perf_counter()
-            self.metrics.latency.observe(t1 - t0, "model")
-            self.metrics.latency.observe(t2 - t1, "postprocess")
+            self.metrics.latency.observe(model_s, "model")
+            self.metrics.latency.observe(post_s, "postprocess")
             self.metrics.latency.observe(t3 - t2, "store")
         by_index = dict(zip(fresh, rows, strict=True))
         out = []
@@ -204,13 +250,16 @@ class Receiver:
     def _to_job(self, device_id: str, msg: wire.Message) -> Job:
         if not isinstance(msg, wire.Frame):
             raise ProtocolViolation(ErrorCode.PROTOCOL, f"expected FRAME, got {type(msg).__name__.upper()}")
-        if len(msg.tensors) != len(self.bundle.crossing):
+        check_split(msg.split, self.bundle.split_indices)
+        crossing = self.members[msg.split].bundle.crossing
+        if len(msg.tensors) != len(crossing):
             raise ProtocolViolation(
                 ErrorCode.TENSOR_MISMATCH,
-                f"frame has {len(msg.tensors)} tensors, the bundle {len(self.bundle.crossing)}",
+                f"frame has {len(msg.tensors)} tensors, the bundle {len(crossing)}"
+                + (f" (split {msg.split})" if self._multi else ""),
             )
         inputs: list[Input] = []
-        for i, (t, c) in enumerate(zip(msg.tensors, self.bundle.crossing, strict=True)):
+        for i, (t, c) in enumerate(zip(msg.tensors, crossing, strict=True)):
             dims = t.dims[1:] if len(t.dims) == len(c.shape) + 1 and t.dims[0] == 1 else t.dims
             # the plan's packed codes, or (an uncompressed fallback) plain ints/floats of the same shape
             if (t.kind == TensorKind.PACKED and t.bits != c.bits) or dims != c.shape:
@@ -219,10 +268,13 @@ class Receiver:
                     f"tensor {i} ({c.tensor}): got {t.kind.name} {t.bits}-bit {t.dims}, expected "
                     f"PACKED {c.bits}-bit {c.shape}",
                 )
+            self.metrics.tensor_bytes.inc(len(t.payload), form="wire")
+            t = decompressed(t, i, c)  # after the dims check: the bundle's shape bounds the size
+            self.metrics.tensor_bytes.inc(len(t.payload), form="raw")
             inputs.append(PackedInput.of(t) if t.kind == TensorKind.PACKED else wire.tensor_to_float(t, c.shape))
         # packed codes are finite when their extreme codes are: nothing is dequantised on the event loop
-        require_finite([x.extremes() if isinstance(x, PackedInput) else x for x in inputs], self.bundle.crossing)
-        return Job(device_id, msg.seq, msg.timestamp_us, inputs)
+        require_finite([x.extremes() if isinstance(x, PackedInput) else x for x in inputs], crossing)
+        return Job(device_id, msg.seq, msg.timestamp_us, inputs, msg.split)
 
     async def _store_stats(self, device_id: str, msg: Stats) -> None:
         """Check a STATS body (size, nesting, a JSON object) off the event loop, store it on the store's
@@ -244,6 +296,9 @@ class Receiver:
         event(self.log, "device_stats", device=device_id, stages=sorted(stages) if isinstance(stages, dict) else [])
 
     async def _send(self, writer: asyncio.StreamWriter, msg: wire.Message) -> None:
+        version = self._versions.get(writer, msg.version)
+        if version != msg.version:  # a camera is answered in the version it spoke (a version 1 camera)
+            msg = dataclasses.replace(msg, version=version)
         writer.write(wire.encode(msg))
         await writer.drain()
 
@@ -254,6 +309,7 @@ class Receiver:
         conn: asyncio.Task[Any],
         device_id: str,
     ) -> None:
+        last_split: int | None = None
         while not self.draining:
             self._conns[conn] = False
             msg, _ = await self._read_message(reader, conn)
@@ -271,7 +327,13 @@ class Receiver:
                 raise ProtocolViolation(ErrorCode.INTERNAL, f"{what}: {exc}") from None
             await self._send(writer, wire.Result(stored.seq, stored.status, stored.result, stored.capture_us))
             t3 = time.perf_counter()
-            self.metrics.frames.inc()
+            if self._multi:  # a multi-split bundle's frames are counted per split, and the camera's switches
+                self.metrics.frames.inc(split=str(job.split))
+                if last_split is not None and job.split != last_split:
+                    self.metrics.split_changes.inc()
+                last_split = job.split
+            else:
+                self.metrics.frames.inc()
             self.metrics.latency.observe(t2 - t1, "decode")
             self.metrics.latency.observe(t3 - t1, "total")
 
@@ -299,6 +361,7 @@ class Receiver:
                 raise ProtocolViolation(ErrorCode.PROTOCOL, "client certificate has no common name (device id)")
             async with asyncio.timeout(self.config.limits.hello_timeout_s):  # the handshake's own deadline
                 msg, _ = await self._read_message(reader, conn, greeted=False)
+            self._versions[writer] = msg.version
             hello = self._check_hello(msg, peer_cn)
             if not self.admission.promote(ticket):
                 raise ProtocolViolation(ErrorCode.OVERLOADED, "receiver at max connections")
@@ -322,6 +385,7 @@ class Receiver:
         finally:
             self.admission.release(ticket)
             self._conns.pop(conn, None)
+            self._versions.pop(writer, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
@@ -446,7 +510,7 @@ class Receiver:
         if self._http is not None:
             self._http.close()
         self._store.close()
-        event(self.log, "stopped", frames=int(self.metrics.frames.value()))
+        event(self.log, "stopped", frames=int(self.metrics.frames.total()))
 
 
 def _common_name(cert: dict[str, Any]) -> str | None:

@@ -5,6 +5,10 @@
 - A STATS body must be UTF-8 JSON text of at most `max_stats_bytes`, nested at most `max_stats_depth`
   deep (checked before parsing, so the parser cannot recurse away), holding an object and no
   NaN/Infinity; it is parsed off the event loop (`parse_stats` is plain CPU work).
+- A FRAME must be for a split the receiver serves (`check_split`: 0 for a single-split bundle, a
+  multi-split bundle's members), and a
+  compressed tensor must decompress to exactly the size its checked dims and bits imply
+  (`decompressed`: bounded, so a decompression bomb is refused before anything larger is allocated).
 - A FRAME's tensors must hold finite values once dequantised (a float32 payload may carry NaN or Inf,
   a huge scale may produce them): `require_finite`.
 - A RESULT body is strict JSON (no NaN/Infinity): `strict_json` wraps the post-processing hook.
@@ -22,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from splitsdk.wire import ErrorCode
+from splitsdk.wire import ErrorCode, FrameError, WireTensor, inflate
 from splitsdk.wire.bundle import ManifestCrossing
 
 DEVICE_ID_MAX_CHARS = 64  # ub-common-name of X.509: with TLS the device id is the certificate's CN
@@ -99,6 +103,24 @@ def parse_stats(text: str, max_bytes: int, max_depth: int) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise bad(f"is not a JSON object ({type(data).__name__})")
     return data
+
+
+def check_split(split: int, served: Sequence[int] = (0,)) -> None:
+    """Refuse a FRAME for a split this receiver does not serve (a single-split bundle serves split 0, a
+    multi-split bundle its members')."""
+    if split not in served:
+        which = f"split {served[0]} only" if len(served) == 1 else f"splits {', '.join(map(str, served))}"
+        raise ProtocolViolation(ErrorCode.TENSOR_MISMATCH, f"frame is for split {split}, this receiver serves {which}")
+
+
+def decompressed(tensor: WireTensor, index: int, crossing: ManifestCrossing) -> WireTensor:
+    """`tensor` uncompressed: a zstd payload decompressed into exactly the bytes its dims and bits imply
+    (the caller has checked them against the crossing, which bounds the size); a payload that declares
+    or holds anything else is refused (BAD_FRAME) naming the tensor."""
+    try:
+        return inflate(tensor)
+    except FrameError as exc:
+        raise ProtocolViolation(ErrorCode.BAD_FRAME, f"bad frame: tensor {index} ({crossing.tensor}): {exc}") from None
 
 
 def require_finite(inputs: Sequence[np.ndarray], crossing: Sequence[ManifestCrossing]) -> None:

@@ -308,6 +308,7 @@ def convert_plan(
     sol = plan.solution
     crossing = [c.tensor for c in sol.crossing] if sol.kind != "EDGE_ONLY" else list(graph.outputs)
     bits = {c.tensor: c.bits for c in sol.crossing}
+    codecs = {c.tensor: c.codec for c in sol.crossing}  # each crossing's wire codec, as planned
 
     if graph.source_format == "onnx":
         halves = _onnx_halves(model, graph, sol, crossing, data.x, want)
@@ -326,7 +327,7 @@ def convert_plan(
         wire.append(ManifestCrossing(
             tensor=t, shape=tuple(o.shape), edge_scale=float(o.scale), edge_zero_point=int(o.zero_point), bits=b,
             scale=scale, zero_point=int(zp), lut=tuple(int(v) for v in build_lut(o.scale, o.zero_point, scale, zp, b)),
-            edge_output=int(o.index),
+            edge_output=int(o.index), codec=codecs.get(t, "none"),
         ))
     precision = _precision_record(sol, want, halves.executed, emulated)
     out.parent.mkdir(parents=True, exist_ok=True)

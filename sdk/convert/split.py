@@ -21,12 +21,15 @@ def edge_model(
     crossing: list[str],
     name: str = "edge",
     transform: Callable[[str, Any], Any] | None = None,
+    from_tensors: list[str] | None = None,
 ) -> Any:
     """inputs -> crossing tensors. A crossing model input passes through an Identity layer.
-    `transform(tensor, value)` may wrap every tensor, the inputs included (e.g. in a fake quantiser)."""
+    `transform(tensor, value)` may wrap every tensor, the inputs included (e.g. in a fake quantiser).
+    `from_tensors`: the tensors it starts from (default the graph's inputs; a chain segment: the previous cut's)."""
     import keras
 
-    needed_inputs = [t for t in graph.inputs if _reads(graph, edge_layers, t) or t in crossing]
+    starts = graph.inputs if from_tensors is None else from_tensors
+    needed_inputs = [t for t in starts if _reads(graph, edge_layers, t) or t in crossing]
     inputs = {t: keras.Input(shape=graph.tensors[t].shape, name=f"{_safe(t)}_in") for t in needed_inputs}
     from splitsdk.graph import run_layers
 

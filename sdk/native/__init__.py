@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-SOURCE_NAMES = ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c")
+SOURCE_NAMES = ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c", "splitcodec.h", "splitcodec.c")
 
 
 def source_files() -> list[Path]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from cffi import FFI
 
-SOURCES = ["splitpack.c", "splitframe.c"]
+SOURCES = ["splitpack.c", "splitframe.c", "splitcodec.c"]
 
-HEADERS = ["splitpack.h", "splitframe.h"]
+HEADERS = ["splitpack.h", "splitframe.h", "splitcodec.h"]  # in dependency order
 HERE = Path(__file__).resolve().parent
 
 
@@ -45,7 +45,7 @@ CDEF = "const char *splitsdk_native_hash(void);\n" + "\n".join(
 def _source_hash() -> str:
     """Same digest as splitsdk.native.source_hash(), computed without importing the package."""
     digest = hashlib.sha256()
-    for name in ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c"):
+    for name in ("splitpack.h", "splitpack.c", "splitframe.h", "splitframe.c", "splitcodec.h", "splitcodec.c"):
         digest.update(name.encode() + b"\0" + (HERE / name).read_bytes())
     return digest.hexdigest()
 
@@ -54,11 +54,12 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "splitsdk._native",
-    '#include "splitpack.h"\n#include "splitframe.h"\n'
+    '#include "splitpack.h"\n#include "splitframe.h"\n#include "splitcodec.h"\n'
     f'static const char *splitsdk_native_hash(void) {{ return "{_source_hash()}"; }}\n',
     # Relative paths: setuptools refuses absolute source paths in wheels.
     sources=[f"sdk/native/{name}" for name in SOURCES],
     include_dirs=["sdk/native"],
+    libraries=["zstd"],  # the system libzstd (libzstd-dev; host_tools/setup_system.sh installs it)
     extra_compile_args=["-std=c99", "-O3", "-Wall", "-Wextra"],
 )
 

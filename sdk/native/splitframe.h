@@ -20,9 +20,12 @@
  *   L-4     4  CRC32 (IEEE, as zlib) of bytes [0, L-4)
  *
  *   HELLO : plan hash (32 bytes, SHA-256), device id length (u16), device id (UTF-8, <= 128 bytes)
- *   FRAME : tensor count (u16), reserved (u16), then per tensor:
- *           kind (u8: SP_KIND_*), bits (u8), rank (u8), reserved (u8), scale (f32), zero point (i32),
- *           dims (u32 x rank), payload length (u32), payload
+ *   FRAME : tensor count (u16), split (u16: which split of the bundle the tensors cross, 0 for a
+ *           single-split bundle), then per tensor:
+ *           kind (u8: SP_KIND_*), bits (u8), rank (u8), codec (u8: SP_CODEC_*), scale (f32),
+ *           zero point (i32), dims (u32 x rank), payload length (u32), payload. With SP_CODEC_ZSTD the
+ *           payload is one zstd frame of the sp_payload_size() bytes kind/bits/dims imply, and the
+ *           payload length is the compressed length (splitcodec.h decompresses it, bounded).
  *   RESULT: status (u16), reserved (u16), result length (u32), result bytes
  *   ERROR : error code (u16), reserved (u16), message length (u32), message (UTF-8)
  *   STATS : code (u16, 0), reserved (u16), text length (u32), text (UTF-8 JSON: the edge app's
@@ -32,6 +35,11 @@
  * A reader first reads SP_PREFIX_LEN bytes and calls sp_frame_peek(), which validates magic,
  * version, type and the frame length against the limits, so it knows how much to read (or that it
  * must refuse) before it allocates anything.
+ *
+ * Versions: writers write SP_VERSION (2); readers accept SP_VERSION_MIN (1) to SP_VERSION. A version 1
+ * frame has no split and no codec (its reserved fields are read as split 0 and codec 0). A receiver
+ * answers a camera in the version of the camera's HELLO (sp_message.version), so a version 1 camera
+ * keeps working.
  */
 #ifndef SPLITFRAME_H
 #define SPLITFRAME_H
@@ -43,7 +51,8 @@
 extern "C" {
 #endif
 
-#define SP_VERSION 1u
+#define SP_VERSION 2u
+#define SP_VERSION_MIN 1u
 #define SP_PREFIX_LEN 12u
 #define SP_HEADER_LEN 28u
 #define SP_CRC_LEN 4u
@@ -56,6 +65,9 @@ enum sp_msg_type { SP_MSG_HELLO = 1, SP_MSG_FRAME = 2, SP_MSG_RESULT = 3, SP_MSG
 
 /* How a tensor's payload is coded: b-bit packed codes (b in 1..8), or plain little-endian values. */
 enum sp_kind { SP_KIND_PACKED = 0, SP_KIND_INT = 1 /* bits 8, 16 or 32, signed */, SP_KIND_FLOAT = 2 /* 32 */ };
+
+/* How a tensor's payload is compressed on the wire (version 2): not at all, or one zstd frame. */
+enum sp_codec { SP_CODEC_NONE = 0, SP_CODEC_ZSTD = 1 };
 
 typedef enum sp_status {
     SP_OK = 0,
@@ -74,7 +86,10 @@ typedef enum sp_status {
     SP_E_SCALE = 13,   /* scale not finite and positive */
     SP_E_DEVICE_ID = 14,
     SP_E_SPACE = 15,   /* encode: the output buffer is too small */
-    SP_E_ARG = 16      /* invalid argument (NULL pointer, bad field in a message to encode) */
+    SP_E_ARG = 16,     /* invalid argument (NULL pointer, bad field in a message to encode) */
+    SP_E_CODEC = 17,   /* a tensor's codec is not one this reader knows */
+    SP_E_INFLATE = 18, /* a compressed payload does not decompress to exactly the implied size */
+    SP_E_ZSTD = 19     /* a compressed payload is not one valid zstd frame (or compression failed) */
 } sp_status;
 
 typedef struct sp_limits {
@@ -89,6 +104,7 @@ typedef struct sp_tensor {
     uint8_t kind;
     uint8_t bits;
     uint8_t rank;
+    uint8_t codec; /* SP_CODEC_*; payload_len is the compressed length when not SP_CODEC_NONE */
     float scale;
     int32_t zero_point;
     uint32_t dims[SP_MAX_RANK];
@@ -97,7 +113,8 @@ typedef struct sp_tensor {
 } sp_tensor;
 
 typedef struct sp_message {
-    uint8_t version; /* decode: the frame's version; encode: ignored, SP_VERSION is written */
+    uint8_t version; /* decode: the frame's version; encode: 0 writes SP_VERSION, SP_VERSION_MIN..SP_VERSION
+                        that version (a version 1 FRAME cannot carry a split or a codec), others are refused */
     uint8_t type;
     uint64_t seq;
     int64_t timestamp_us;
@@ -109,6 +126,7 @@ typedef struct sp_message {
     sp_tensor *tensors;
     uint16_t tensor_count;
     uint16_t tensor_capacity;
+    uint16_t split; /* 0 for a single-split bundle; a version 1 frame decodes as 0 */
     /* RESULT (status, result bytes), ERROR (code, message) and STATS (0, JSON text) */
     uint16_t status;
     const uint8_t *body;
@@ -124,7 +142,7 @@ const char *sp_strerror(int status);
 /* CRC32 (IEEE 802.3, reflected, as zlib.crc32), continuing from `crc` (0 to start). */
 uint32_t sp_crc32(uint32_t crc, const uint8_t *data, size_t len);
 
-/* Bytes the payload of a tensor of this kind, bits and element count must have; 0 if invalid. */
+/* Bytes the (uncompressed) payload of a tensor of this kind, bits and element count has; 0 if invalid. */
 uint64_t sp_payload_size(uint8_t kind, uint8_t bits, uint64_t elements);
 
 /*
@@ -139,6 +157,9 @@ size_t sp_encoded_size(const sp_message *msg);
 
 /* Encode msg into out[0..cap); sets *written. Validates the message like the decoder would. */
 sp_status sp_encode(const sp_message *msg, uint8_t *out, size_t cap, size_t *written);
+
+/* Bytes a tensor's payload has once decompressed (sp_payload_size of its kind, bits and dims); 0 if invalid. */
+uint64_t sp_tensor_raw_size(const sp_tensor *t);
 
 /*
  * Decode one frame from buf[0..len). On SP_OK, msg holds views into buf and *consumed is the frame

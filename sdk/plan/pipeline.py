@@ -7,22 +7,33 @@ graph's chain, as in the paper.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
 
 from splitsdk.errors import DataError, PlanError, TargetError
 from splitsdk.graph import LayerGraph
 from splitsdk.plan.autosplit import Candidate
-from splitsdk.plan.build import PlanMeta, Progress, make_plan
+from splitsdk.plan.build import FeatureCompression, PlanMeta, Progress, TrafficOptions, make_plan
 from splitsdk.plan.buildable import SplitBound, first_unbuildable
 from splitsdk.plan.problem import PlanProblem
 from splitsdk.plan.schema import Plan
 from splitsdk.profile.types import FLOAT_BITS, LatencyProfile, Link
 from splitsdk.target import Target
 
+if TYPE_CHECKING:
+    from splitsdk.plan.build import JpegLike
+    from splitsdk.plan.uplink import Uplink
+    from splitsdk.quant.calib import Dataset
+
 DEFAULT_CLOUD = "cloud-gpu"
+DEFAULT_JPEG_QUALITIES = (95, 75, 50)
+COMPRESSION_FRAMES = 16  # calibration frames the zstd ratios are measured on (bounded work)
+JPEG_FRAMES = 64  # frames the JPEG sizes and accuracies are measured on
+Compress = Literal["none", "zstd", "auto"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,11 @@ def plan_model(
     metric: str = "top1",
     edge_profile: str | Path | None = None,
     input_shape: tuple[int, ...] | None = None,
+    traffic: TrafficOptions | None = None,
+    compress: Compress = "none",
+    jpeg: Sequence[int] = DEFAULT_JPEG_QUALITIES,
+    uplink: Uplink | None = None,
+    max_splits: int | None = None,
 ) -> Plan:
     """Plan a model for an edge target: load, profile, measure sensitivity, run the planner.
 
@@ -68,6 +84,13 @@ def plan_model(
     `edge_profile`: a measured edge latency table (`splitsdk profile`), used for the layers and
     precisions it covers; the analytic model fills the rest. The plan's notes say which layers came
     from which, with the measured and the modelled time of each measured layer side by side.
+    `traffic`: a frame rate and loss limit (`splitsdk.plan.traffic`). `compress`: feature compression of the
+    crossing tensors ("zstd", or "auto": per crossing where it pays), ratios measured on the calibration data.
+    `jpeg`: the qualities of the CLOUD-ONLY+JPEG baselines, measured on the evaluation data (or the calibration
+    data without it); empty: none.
+    `uplink`: a rate distribution (`splitsdk.plan.uplink`): `link` is then its representative rate
+    (`splitsdk.plan.build.representative_rate`) and the plan also records the split set of at most `max_splits`
+    splits over the distribution (`Plan.split_set`).
     """
     from splitsdk.graph import model_sha256
     from splitsdk.profile import build_profile
@@ -78,6 +101,17 @@ def plan_model(
         raise PlanError(f"--memory: must be a positive number of bytes, got {constraints.memory_bytes}")
     if constraints.max_accuracy_drop is not None and constraints.max_accuracy_drop < 0:
         raise PlanError(f"--max-accuracy-drop: must be >= 0, got {constraints.max_accuracy_drop}")
+    if compress not in ("none", "zstd", "auto"):
+        raise PlanError(f"--compress: {compress!r} is not one of none, zstd, auto")
+    distribution = uplink is not None and not uplink.single
+    if distribution and compress != "none":
+        raise PlanError("--compress: not modelled for a split set (an --uplink range or --uplink-trace): plan "
+                        "the set without it, or plan one --uplink rate with it")
+    if max_splits is not None and not distribution:
+        raise PlanError("--max-splits: needs a rate distribution (--uplink LOW..HIGH or --uplink-trace)")
+    bad_q = [q for q in jpeg if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 100]
+    if bad_q:
+        raise PlanError(f"--jpeg: qualities must be integers 1..100, got {bad_q[0]!r}")
     from splitsdk.plan.accuracy import get_metric
 
     get_metric(metric)  # an unknown name fails before any work
@@ -143,6 +177,7 @@ def plan_model(
                 f"--max-accuracy-drop {constraints.max_accuracy_drop:g} needs labelled --eval data or a Keras or ONNX "
                 f"model to be measured; without them the error proxy was compared with {problem.max_error:.4g}"
             )
+    ev_set = None
     if eval_data is not None and evaluator is None:
         from splitsdk.plan.accuracy import make_evaluator
 
@@ -160,6 +195,15 @@ def plan_model(
             f"layers of op {'/'.join(constraints.cloud_ops)} stay in the cloud: the split is at most "
             f"{manual} ('{problem.order[manual - 1] if manual else '(input)'}' the last edge layer)"
         )
+    compression = None
+    if compress != "none":
+        step("measuring feature compression")
+        compression = feature_compression(problem, data, edge_t, compress)
+    options: list[JpegLike] = []
+    if jpeg:
+        step("measuring JPEG frames")
+        options, why = jpeg_baselines(graph, ev_set if ev_set is not None else data, edge_t, jpeg, metric)
+        notes += [why] if why else []
     meta = PlanMeta(
         model_name=graph.name,
         model_sha256=sha,
@@ -178,7 +222,54 @@ def plan_model(
         progress=progress,
         notes=tuple(notes),
         bound=bound,
+        compression=compression,
+        traffic=traffic,
+        jpeg=options,
+        uplink=uplink,
+        max_splits=max_splits,
     )
+
+
+def feature_compression(problem: PlanProblem, data: Dataset, edge: Target, mode: Literal["zstd", "auto"],
+                        frames: int = COMPRESSION_FRAMES) -> FeatureCompression:
+    """The zstd ratio of every tensor that crosses a potential split (the model input included), at every wire
+    width of the problem, measured on the first `frames` calibration frames; the edge cost from the target."""
+    from splitsdk.plan.autosplit import potential_splits
+    from splitsdk.plan.compression import DEFAULT_LEVEL, compress_ms, crossing_ratios, zstd_ns_per_byte
+    from splitsdk.plan.problem import INPUT_BITS, WIRE_MAX_BITS
+    from splitsdk.quant.sensitivity import activation_runner
+
+    graph = problem.graph
+    x = np.asarray(data.x[:frames], dtype=np.float32)
+    tensors = sorted({c.tensor for k in [0, *potential_splits(problem)] for c in problem.candidates[k].crossing})
+    produced = [t for t in tensors if graph.tensors[t].producer is not None]
+    acts: dict[str, np.ndarray] = {t: x for t in tensors if graph.tensors[t].producer is None}
+    if produced:
+        run = activation_runner(graph, produced)
+        values = [run(x[i : i + 4]) for i in range(0, len(x), 4)]
+        for j, t in enumerate(produced):
+            acts[t] = np.concatenate([np.asarray(v[j], dtype=np.float32) for v in values])
+    widths = sorted({min(b, WIRE_MAX_BITS) for b in problem.bits} | {INPUT_BITS})
+    ratios = crossing_ratios(acts, widths)
+    ns, ns_from = zstd_ns_per_byte(edge)
+    return FeatureCompression(mode, ratios, lambda n: compress_ms(edge, n), len(x),
+                              f"zstd level {DEFAULT_LEVEL}; edge cost {ns:g} ns/byte ({ns_from}), modelled")
+
+
+def jpeg_baselines(graph: LayerGraph, data: Dataset, edge: Target, qualities: Sequence[int],
+                   metric: str) -> tuple[list[JpegLike], str]:
+    """The CLOUD-ONLY+JPEG options measured on up to JPEG_FRAMES frames of `data` (with its labels if any), and
+    a note when there are none."""
+    from splitsdk.plan.jpeg import jpeg_options, jpeg_unavailable
+
+    if data.synthetic:
+        return [], "no CLOUD-ONLY+JPEG baselines: no --calib or --eval images to measure JPEG sizes on"
+    frames = np.asarray(data.x[:JPEG_FRAMES])
+    labels = None if data.y is None else np.asarray(data.y[:JPEG_FRAMES])
+    why = jpeg_unavailable(graph, frames)
+    if why is not None:
+        return [], f"no CLOUD-ONLY+JPEG baselines: {why}"
+    return list(jpeg_options(graph, frames, edge, tuple(qualities), labels=labels, metric=metric)), ""
 
 
 def edge_profile_notes(graph: LayerGraph, edge: Target, cloud: Target, profile: LatencyProfile,

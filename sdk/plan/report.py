@@ -7,7 +7,10 @@
 * bits.png: weight and activation bits of each layer of the solution, the chosen split marked (cloud
   layers run in float);
 * edge_profile.png (only for a plan made with a measured edge table, `plan --edge-profile`): the
-  measured and the analytic edge latency of each measured layer side by side.
+  measured and the analytic edge latency of each measured layer side by side;
+* traffic.png (only for a plan made with a frame rate, `plan --fps`): latency and loss ratio of the solution
+  and the cloud-only baselines at frame rates around the solution's knee, recomputed from the stages the plan
+  stores (`splitsdk.plan.traffic`, modelled).
 
 Each figure has a title, axis labels with units, its legend outside the plotting area and at most
 `plots.MAX_TICK_LABELS` layer names on an axis (`plots.figure_problems` checks); `figures(plan)` returns
@@ -21,7 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from splitsdk.plan.reason import mb
-from splitsdk.plan.schema import BaselineRecord, CandidateRecord, Plan, Predicted, write_atomic
+from splitsdk.plan.schema import (
+    BaselineRecord,
+    CandidateRecord,
+    Plan,
+    Predicted,
+    QueueRecord,
+    SplitSet,
+    write_atomic,
+)
 from splitsdk.plots import layer_figure_size, legend_outside, name_ticks, new_figure, png_bytes
 from splitsdk.profile.measured import LayerComparison, parse_comparison
 from splitsdk.target import FLOAT_BITS
@@ -231,6 +242,139 @@ def edge_profile_figure(plan: Plan) -> Figure:
     return fig
 
 
+def traffic_sweep(plan: Plan) -> tuple[list[float], dict[str, list[QueueRecord | None]]]:
+    """Frame rates around the solution's knee (and the plan's own rate) and, per method (the solution, raw and
+    JPEG cloud-only), its queue prediction at each rate, from the stages the plan stores. Empty without --fps."""
+    from splitsdk.plan.traffic import Arrivals, knee_fps, predict_queue, rates_around_knee
+
+    t = plan.traffic
+    if t is None:
+        return [], {}
+    knees = [knee_fps(t.solution.stages)] + [knee_fps(q.stages) for k, q in t.baselines.items() if k == "cloud_only"]
+    rates = rates_around_knee(knees, [t.fps])
+    methods = {"AUTO-SPLIT": t.solution}
+    methods.update({plan.baselines[k].name: q for k, q in sorted(t.baselines.items())
+                    if plan.baselines[k].kind == "CLOUD_ONLY"})
+    out: dict[str, list[QueueRecord | None]] = {}
+    for name, q in methods.items():
+        row: list[QueueRecord | None] = []
+        for r in rates:
+            p = predict_queue(Arrivals(r, t.arrivals), q.stages, t.queue_frames)
+            row.append(QueueRecord(q.stages, p.throughput_fps, min(1.0, p.loss_ratio), p.latency_mean_ms,
+                                   p.latency_p95_ms, min(1.0, p.utilisation), p.bottleneck))
+        out[name] = row
+    return rates, out
+
+
+def traffic_figure(plan: Plan) -> Figure:
+    from matplotlib.figure import Figure
+
+    rates, sweep = traffic_sweep(plan)
+    t = plan.traffic
+    assert t is not None
+    fig = Figure(figsize=(9.5, 7.0), dpi=100, layout="constrained")
+    lat, loss = fig.add_subplot(2, 1, 1), fig.add_subplot(2, 1, 2)
+    for j, (name, row) in enumerate(sweep.items()):
+        marker = "*" if name == "AUTO-SPLIT" else MARKERS[j % len(MARKERS)]
+        lat.plot(rates, [q.latency_mean_ms if q else float("nan") for q in row], marker=marker, label=name)
+        loss.plot(rates, [q.loss_ratio * 100 if q else float("nan") for q in row], marker=marker, label=name)
+    for ax in (lat, loss):
+        ax.axvline(t.fps, color="grey", ls="--", lw=0.8, label=f"planned rate ({t.fps:g} fps)")
+        ax.set_xlabel("frame rate (frames/s, log scale)")
+        legend_outside(ax)
+    if t.max_loss is not None:
+        loss.axhline(t.max_loss * 100, color="#d62728", ls=":", lw=1, label=f"--max-loss {t.max_loss:g}")
+        legend_outside(loss)
+    lat.set_yscale("log")
+    for ax in (lat, loss):
+        ax.set_xscale("log")
+    lat.set_ylabel("mean latency, queueing included (ms, log)")
+    loss.set_ylabel("frames dropped (%)")
+    lat.set_title(f"{plan.model.name}: latency vs frame rate ({t.arrivals} arrivals, queue depth {t.queue_depth}, "
+                  "modelled)")
+    loss.set_title(f"{plan.model.name}: loss ratio vs frame rate")
+    return fig
+
+
+def _traffic_section(plan: Plan) -> list[str]:
+    t = plan.traffic
+    if t is None:
+        return []
+    rates, sweep = traffic_sweep(plan)
+    q = t.solution
+    header = ["fps", *(f"{name} ms / loss" for name in sweep)]
+
+    def cell(q: QueueRecord | None) -> str:
+        return "-" if q is None else f"{q.latency_mean_ms:.3g} / {q.loss_ratio:.3g}"
+
+    rows = [[f"{r:g}" + (" (planned)" if r == t.fps else ""), *(cell(row[i]) for row in sweep.values())]
+            for i, r in enumerate(rates)]
+    stages = ", ".join(f"{k} {v:.3g} ms" for k, v in q.stages.items())
+    infeasible = sum(not c.feasible for c in t.candidates)
+    return [
+        "## Frame rate: latency and loss",
+        "",
+        f"At **{t.fps:g} fps** ({t.arrivals} arrivals, `--queue-depth {t.queue_depth}`: {t.queue_frames} frames held) "
+        f"the solution answers {q.throughput_fps:.3g} frames/s, drops {q.loss_ratio:.3g} of them, and takes "
+        f"{q.latency_mean_ms:.3g} ms mean / {q.latency_p95_ms:.3g} ms p95 from capture to RESULT (modelled; stages "
+        f"{stages}; bottleneck {q.bottleneck}, {q.utilisation * 100:.0f}% busy)."
+        + (f" Loss limit {t.max_loss:g}: {infeasible} of {len(t.candidates)} stored candidates exceed it."
+           if t.max_loss is not None else ""),
+        "",
+        *[f"- {n}" for n in t.notes],
+        "",
+        "Mean latency (ms) and loss ratio at rates around the solution's knee:",
+        "",
+        _table(header, rows),
+        "",
+        "![latency and loss vs frame rate](traffic.png)",
+        "",
+    ]
+
+
+def split_set_table(s: SplitSet) -> tuple[list[str], list[list[str]]]:
+    """The split set per rate: the split it uses, its latency next to the best static plan's and the oracle's, and
+    the ratios (header, rows; the last row is the expectation over the distribution). Every latency modelled."""
+    header = ["Mbit/s", "weight", "split used", "set ms", "best static ms", "oracle ms (split)", "set / static",
+              "set / oracle"]
+    rows = [[f"{r.mbps:.3g}", f"{r.weight:.3f}", str(r.split_index), f"{r.set_ms:.2f}", f"{r.static_ms:.2f}",
+             f"{r.oracle_ms:.2f} ({r.oracle_split})", f"{r.set_ms / r.static_ms:.3f}" if r.static_ms else "-",
+             f"{r.set_ms / r.oracle_ms:.3f}" if r.oracle_ms else "-"] for r in s.per_rate]
+    rows.append(["expected", "1", ", ".join(map(str, s.splits)), f"{s.expected_ms:.2f}",
+                 f"{s.best_static_ms:.2f} ({s.best_static_split})", f"{s.oracle_ms:.2f}", f"{s.vs_static:.3f}",
+                 f"{s.vs_oracle:.3f}"])
+    return header, rows
+
+
+def _split_set_section(plan: Plan) -> list[str]:
+    s = plan.split_set
+    if s is None:
+        return []
+    members = _table(
+        ["split", "kind", "wire cap", "sends (tensor: bits)", "edge ms", "transmit bytes", "cloud ms", "error",
+         "expected ms alone"],
+        [[str(m.split_index), m.kind, "-" if m.wire_cap is None else str(m.wire_cap),
+          ", ".join(f"{t}: {b}" for t, b in m.crossing_bits) or "-", f"{m.edge_ms:.2f}", f"{m.transmit_bytes:,}",
+          f"{m.cloud_ms:.2f}", f"{m.error:.3g}", f"{m.expected_ms:.2f}"] for m in s.members],
+    )
+    return [
+        "## Split set: a split that follows the uplink",
+        "",
+        f"Over {s.uplink} the edge holds a chain of {len(s.members)} split(s) ({', '.join(map(str, s.splits))}) in "
+        f"{mb(s.memory_bytes)} ({mb(s.weight_bytes)} weights and model files, {mb(s.peak_activation_bytes)} peak "
+        f"activations, {mb(s.buffer_bytes)} cut buffers; limit {mb(s.memory_limit)}): expected **{s.expected_ms:.2f} "
+        f"ms**, {s.vs_static:.3f}x the best static plan (split {s.best_static_split}, {s.best_static_ms:.2f} ms) and "
+        f"{s.vs_oracle:.3f}x the per-rate oracle ({s.oracle_ms:.2f} ms). Latencies {s.latencies}.",
+        "",
+        members,
+        "",
+        _table(*split_set_table(s)),
+        "",
+        *[f"- {n}" for n in s.notes],
+        "",
+    ]
+
+
 def _comparison_section(plan: Plan) -> list[str]:
     rows = comparisons(plan)
     if not rows:
@@ -256,6 +400,13 @@ def _comparison_section(plan: Plan) -> list[str]:
         "![measured vs analytic edge latency](edge_profile.png)",
         "",
     ]
+
+
+def _measured(drop: float | None, accuracy: float | None) -> str:
+    """The measured accuracy cell: the accuracy (or agreement) in percent and/or the drop in points."""
+    parts = ([f"{accuracy:.1f}%"] if accuracy is not None else []) + (
+        [f"drop {drop:.2f} pts"] if drop is not None else [])
+    return ", ".join(parts) or "-"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -299,9 +450,10 @@ def markdown(plan: Plan) -> str:
         lines += ["", "Sent per frame:", ""]
         lines.append(
             _table(
-                ["tensor", "shape", "bits", "producer"],
+                ["tensor", "shape", "bits", "producer", "codec", "zstd ratio (measured)"],
                 [
-                    [c.tensor, "x".join(map(str, c.shape)), str(c.bits), c.producer or "(model input)"]
+                    [c.tensor, "x".join(map(str, c.shape)), str(c.bits), c.producer or "(model input)", c.codec,
+                     "-" if c.compressed_ratio is None else f"{c.compressed_ratio:.3f}"]
                     for c in s.crossing
                 ],
             )
@@ -321,6 +473,7 @@ def markdown(plan: Plan) -> str:
             f"{p.total_ms / cloud:.2f}",
             f"{(p.edge_weight_bytes + p.peak_activation_bytes) / 1e6:.3f}",
             "yes",
+            _measured(p.accuracy_drop, None),
             "this plan",
         ]
     ]
@@ -336,11 +489,13 @@ def markdown(plan: Plan) -> str:
                 f"{q.total_ms / cloud:.2f}",
                 f"{(q.edge_weight_bytes + q.peak_activation_bytes) / 1e6:.3f}",
                 "yes" if b.fits else "no",
+                _measured(q.accuracy_drop, b.measured_accuracy),
                 b.note,
             ]
         )
     lines.append(
-        _table(["method", "kind", "split", "bits w/a", "total ms", "vs CLOUD-ONLY", "edge MB", "fits", "how"], rows)
+        _table(["method", "kind", "split", "bits w/a", "total ms", "vs CLOUD-ONLY", "edge MB", "fits",
+                "accuracy (measured)", "how"], rows)
     )
     lines += [
         "",
@@ -371,6 +526,8 @@ def markdown(plan: Plan) -> str:
         )
     )
     lines += ["", "## Bits per layer", "", "![bits per layer](bits.png)", ""]
+    lines += _traffic_section(plan)
+    lines += _split_set_section(plan)
     lines += _comparison_section(plan)
     return "\n".join(lines) + "\n"
 
@@ -384,11 +541,13 @@ FIGURES: list[tuple[str, Callable[[Plan], Figure]]] = [
 
 
 def _figure_builders(plan: Plan) -> list[tuple[str, Callable[[Plan], Figure]]]:
-    return FIGURES + ([("edge_profile.png", edge_profile_figure)] if comparisons(plan) else [])
+    return (FIGURES + ([("edge_profile.png", edge_profile_figure)] if comparisons(plan) else [])
+            + ([("traffic.png", traffic_figure)] if plan.traffic is not None else []))
 
 
 def figures(plan: Plan) -> dict[str, Figure]:
-    """The report's figures by file name (edge_profile.png only for a plan with a measured edge table)."""
+    """The report's figures by file name (edge_profile.png only for a plan with a measured edge table,
+    traffic.png only for one with a frame rate)."""
     return {name: make(plan) for name, make in _figure_builders(plan)}
 
 
@@ -397,8 +556,8 @@ def _rendered(make: Callable[[Plan], Figure]) -> Callable[[Plan], bytes]:
 
 
 def write_report(plan: Plan, folder: str | Path, progress: Progress | None = None) -> list[Path]:
-    """Write report.md, pareto.png, latency.png, transmit.png, bits.png (and edge_profile.png) into `folder`;
-    returns the paths."""
+    """Write report.md, pareto.png, latency.png, transmit.png, bits.png (and edge_profile.png, traffic.png) into
+    `folder`; returns the paths."""
     out = Path(folder)
     parts: list[tuple[str, Callable[[Plan], str | bytes]]] = [
         (name, _rendered(make)) for name, make in _figure_builders(plan)

@@ -6,7 +6,7 @@ user typing `cmake` would get. The firmware directory holds what goes on the cam
 
     bin/splitsdk-edge                       stripped binary
     lib/                                    the shared libraries it needs, from the sysroot
-    share/splitsdk-edge/edge.tflite         the edge model
+    share/splitsdk-edge/edge.tflite         the edge model (a multi-split bundle: its segment*.tflite chain)
     etc/init.d/S90splitsdk-edge             BusyBox init script
     etc/splitsdk-edge.conf                  config file (server, device id, ...)
     lib/systemd/system/splitsdk-edge.service
@@ -65,6 +65,9 @@ class Firmware:
     libraries: tuple[str, ...]
     sanitized: bool
     runtime: RuntimeBuild | None = None  # the TFLite build it ships (None: firmware.json of an older splitsdk)
+    # the model file the app is started with, in share/splitsdk-edge: a multi-split bundle's deepest segment (the
+    # other segments lie beside it), else edge.tflite
+    model_file: str = "edge.tflite"
     root: Path = field(default=Path("."), init=False, compare=False)  # where it was read from, not in the file
 
     @property
@@ -78,7 +81,7 @@ class Firmware:
 
     @property
     def model(self) -> Path:
-        return self.root / "share" / BINARY / "edge.tflite"
+        return self.root / "share" / BINARY / self.model_file
 
 
 def _load(cls: type[T], root: Path, name: str, what: str) -> T:
@@ -278,7 +281,10 @@ def build_firmware(
             _strip(target, binary, fw / "bin" / BINARY)
         for lib in libs:
             shutil.copy2(lib.resolve(), fw / "lib" / lib.name)
-        shutil.copy2(project.root / project.model, fw / "share/splitsdk-edge/edge.tflite")
+        model = project.root / project.model
+        # a multi-split project's chain: every segment model beside the one the app is started with
+        for m in sorted({model, *model.parent.glob("segment*.tflite")}):
+            shutil.copy2(m, fw / "share/splitsdk-edge" / m.name)
         shutil.copy2(project.root / project.target_file, fw / "share/splitsdk-edge" / f"{target.name}.toml")
         shutil.copy2(project.root / project.init_script, fw / "etc/init.d" / Path(project.init_script).name)
         shutil.copy2(project.root / project.config, fw / "etc" / Path(project.config).name)
@@ -291,6 +297,7 @@ def build_firmware(
             libraries=tuple(lib.name for lib in libs),
             sanitized=sanitize,
             runtime=shipped_runtime(target, libs, tflite_root),
+            model_file=model.name,
         )
         write_atomic(fw / FIRMWARE_FILE, dumps_json(info))
         check_replaceable(dest, FIRMWARE_FILE, "firmware", ToolchainError, force)  # appeared meanwhile?

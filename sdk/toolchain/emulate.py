@@ -100,7 +100,7 @@ def parse_app_output(returncode: int, stdout: str, stderr: str) -> AppRun:
         elif line.startswith("stats: "):
             data = json.loads(line.removeprefix("stats: "))
             run.stages = data.pop("stages")
-            run.counters = {k: int(v) for k, v in data.items()}
+            run.counters = {k: int(v) for k, v in data.items() if not isinstance(v, dict)}  # "splits": an object
     return run
 
 

@@ -1,7 +1,8 @@
 """Wire protocol: b-bit packing and the frame codec (Python side of the shared C in sdk/native).
 
 `pack`/`unpack`/`requantize_lut`/`dequantize` implement the "Bit packing" contract of docs/wire-protocol.md and
-`encode`/`decode` its "Frames"; both call the same C the generated edge app compiles.
+`encode`/`decode` its "Frames", `compress`/`decompress` (and `deflate`/`inflate` of a tensor) its
+compressed payloads; all call the same C the generated edge app compiles.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import warnings
 from splitsdk import native as _native_sources
 from splitsdk.wire._ext import ffi as _ffi
 from splitsdk.wire._ext import lib as _lib
+from splitsdk.wire.compression import compress, decompress, deflate, inflate
 from splitsdk.wire.frame import (
+    MIN_PROTOCOL_VERSION,
     PREFIX_LEN,
     PROTOCOL_VERSION,
+    Codec,
     DecodeStatus,
     Error,
     ErrorCode,
@@ -70,8 +74,10 @@ encode_frame = encode
 decode_frame = decode
 
 __all__ = [
+    "MIN_PROTOCOL_VERSION",
     "PREFIX_LEN",
     "PROTOCOL_VERSION",
+    "Codec",
     "DecodeStatus",
     "Error",
     "ErrorCode",
@@ -86,12 +92,16 @@ __all__ = [
     "TensorKind",
     "WireTensor",
     "build_lut",
+    "compress",
     "crc32",
     "decode",
     "decode_frame",
+    "decompress",
+    "deflate",
     "dequantize",
     "encode",
     "encode_frame",
+    "inflate",
     "pack",
     "pack_hw",
     "packed_size",

@@ -6,13 +6,19 @@ A bundle holds `manifest.json`, the int8 edge model (`edge.tflite`), the float c
 (unknown keys, wrong types and out-of-range values refused, the field named), and its JSON Schema
 (`splitsdk/schemas/manifest.schema.json`) is derived from it. The `crossing` list is in wire order,
 which is also the cloud model's input order.
+
+A multi-split bundle (schema 2, `splitsdk.convert.chain`) also lists its `splits`: the edge runs a chain of
+segment models (input -> cut 1 -> cut 2 -> ...) and sends, per frame, the tensors of one member's cut, naming
+it in FRAME.split; the receiver holds one cloud half per member. Its top-level fields describe the shallowest
+member (one segment, fed by the frame), so a reader that ignores `splits` still sees a sound bundle; a bundle
+without `splits` is a single-split bundle (FRAME.split 0).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -20,10 +26,11 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from splitsdk.codec import CodecError, bounds, decode, dumps_json, write_atomic
+from splitsdk.codec import CodecError, bounds, decode, dumps_json, encode, write_atomic
 from splitsdk.errors import BundleError
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # what convert writes; schema 1 (no `codec`: every crossing uncompressed) is read too
+READABLE_SCHEMAS: Final = (1, 2)
 MANIFEST = "manifest.json"
 PLAN = "plan.json"  # the copy of the plan the bundle was made from
 DEFAULT_POSTPROCESS: dict[str, Any] = {"kind": "topk", "k": 5}
@@ -57,6 +64,9 @@ class ManifestCrossing:
     # which output of edge.tflite holds this tensor: the converter may order outputs differently
     # from the wire, so consumers read outputs by this index, never by position or signature
     edge_output: int = field(metadata=bounds(ge=0))
+    # how the camera compresses the packed codes on the wire (the plan's choice; schema 2): "zstd" sends
+    # one zstd frame per tensor (codec 1 in the FRAME), "none" the packed bytes as they are
+    codec: Literal["none", "zstd"] = "none"
 
     @property
     def elements(self) -> int:
@@ -66,6 +76,33 @@ class ManifestCrossing:
     def lut_table(self) -> npt.NDArray[np.uint8]:
         """The LUT as the 256-entry uint8 array `requantize_lut` takes."""
         return np.array(self.lut, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class ManifestSegment:
+    """One model of the edge chain: its file, and for each tensor of the previous member's cut (its wire
+    order) the index of the segment's input that takes it (none for a segment fed by the frame)."""
+
+    file: str
+    inputs: tuple[int, ...] = field(default=(), metadata=bounds(ge=0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManifestSplit:
+    """One member of a multi-split bundle: `split` (the edge layers it runs; what FRAME.split carries), the
+    segments the edge runs for it in order (each member's last segment's outputs are its `crossing`, read
+    by `edge_output`), its crossing in wire order and its cloud half."""
+
+    split: int = field(metadata=bounds(ge=0, le=0xFFFF))
+    kind: Literal["CLOUD_ONLY", "EDGE_ONLY", "SPLIT"]
+    segments: tuple[ManifestSegment, ...]
+    crossing: tuple[ManifestCrossing, ...]
+    cloud_model: str
+    cloud_tflite: str | None = None
+    # the planner's cost model for the target (modelled, not measured): the camera's edge time for this member
+    # and the cloud half's time; a camera choosing a member at its estimated uplink adds the transmit time
+    edge_ms: float | None = field(default=None, metadata=bounds(ge=0))
+    cloud_ms: float | None = field(default=None, metadata=bounds(ge=0))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +121,7 @@ class PrecisionRecord:
 class Manifest:
     """manifest.json: what the edge app and the receiver need to run a converted plan."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     plan_sha256: str  # SHA-256 of the plan.json the bundle was made from (also in every frame)
     kind: Literal["CLOUD_ONLY", "EDGE_ONLY", "SPLIT"]
     target: str
@@ -95,6 +132,7 @@ class Manifest:
     crossing: tuple[ManifestCrossing, ...]
     postprocess: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_POSTPROCESS))  # "kind" + parameters
     precision: PrecisionRecord | None = None
+    splits: tuple[ManifestSplit, ...] = ()  # a multi-split bundle's members, ascending split (schema 2)
 
 
 @dataclass(frozen=True)
@@ -133,6 +171,38 @@ class Bundle:
         """Payload bytes of one frame (without headers)."""
         return sum((c.elements * c.bits + 7) // 8 for c in self.crossing)
 
+    @property
+    def split_indices(self) -> tuple[int, ...]:
+        """The splits a FRAME may name: the members' of a multi-split bundle, else (0,)."""
+        return tuple(s.split for s in self.manifest.splits) or (0,)
+
+    def segments(self, split: int) -> tuple[ManifestSegment, ...]:
+        """The edge models the camera runs for `split`, in order (a single-split bundle: its edge model).
+        KeyError: no such member."""
+        if not self.manifest.splits:
+            if split != 0:
+                raise KeyError(split)
+            return (ManifestSegment(self.manifest.edge_model),)
+        for s in self.manifest.splits:
+            if s.split == split:
+                return s.segments
+        raise KeyError(split)
+
+    def member(self, split: int) -> Bundle:
+        """The single-split view of member `split` (its crossing and cloud half at the top level; the
+        bundle itself when it is a single-split one and `split` is 0). KeyError: no such member."""
+        if not self.manifest.splits:
+            if split != 0:
+                raise KeyError(split)
+            return self
+        for s in self.manifest.splits:
+            if s.split == split:
+                m = replace(self.manifest, kind=s.kind, edge_model=s.segments[-1].file if s.segments else
+                            self.manifest.edge_model, cloud_model=s.cloud_model, cloud_tflite=s.cloud_tflite,
+                            crossing=s.crossing, splits=())
+                return Bundle(self.root, m)
+        raise KeyError(split)
+
 
 def wire_quant_params(edge_scale: float, edge_zero_point: int, bits: int) -> tuple[float, int]:
     """Min-max b-bit grid covering the whole int8 range of an edge tensor: (scale, zero point)."""
@@ -148,34 +218,70 @@ def check_manifest(m: Manifest) -> Manifest:
     if len(m.plan_sha256) != 64 or set(m.plan_sha256) - _HEX:
         raise CodecError("plan_sha256", "must be 64 lowercase hex digits")
     for key in ("edge_model", "cloud_model", "cloud_tflite"):
-        name = getattr(m, key)
-        if name is not None and (not name or Path(name).name != name or name in (".", "..")):
-            raise CodecError(key, f"must be a file name inside the bundle, got {name!r}")
-    if not m.crossing:
-        raise CodecError("crossing", "is empty: a bundle sends at least one tensor")
-    for i, c in enumerate(m.crossing):
-        top = (1 << c.bits) - 1
-        if len(c.lut) != 256:
-            raise CodecError(f"crossing[{i}].lut", f"must have 256 entries, got {len(c.lut)}")
-        if max(c.lut) > top:
-            raise CodecError(f"crossing[{i}].lut", f"codes must be in 0..{top} for {c.bits} bits, got {max(c.lut)}")
-        if c.zero_point > top:
-            raise CodecError(f"crossing[{i}].zero_point", f"must be in 0..{top} for {c.bits} bits, got {c.zero_point}")
-    outputs = [c.edge_output for c in m.crossing]
-    if len(set(outputs)) != len(outputs):
-        raise CodecError("crossing", f"two tensors name the same edge_output ({outputs})")
+        _file_name(key, getattr(m, key))
+    _check_crossing("crossing", m.crossing, m.schema_version)
+    _check_splits(m)
     kind = m.postprocess.get("kind")
     if not isinstance(kind, str) or not kind:
         raise CodecError("postprocess.kind", "must be a non-empty string (a built-in name or module:function)")
     return m
 
 
+def _file_name(key: str, name: str | None) -> None:
+    if name is not None and (not name or Path(name).name != name or name in (".", "..")):
+        raise CodecError(key, f"must be a file name inside the bundle, got {name!r}")
+
+
+def _check_crossing(key: str, crossing: tuple[ManifestCrossing, ...], schema: int) -> None:
+    if not crossing:
+        raise CodecError(key, "is empty: a bundle sends at least one tensor")
+    for i, c in enumerate(crossing):
+        top = (1 << c.bits) - 1
+        if len(c.lut) != 256:
+            raise CodecError(f"{key}[{i}].lut", f"must have 256 entries, got {len(c.lut)}")
+        if max(c.lut) > top:
+            raise CodecError(f"{key}[{i}].lut", f"codes must be in 0..{top} for {c.bits} bits, got {max(c.lut)}")
+        if c.zero_point > top:
+            raise CodecError(f"{key}[{i}].zero_point", f"must be in 0..{top} for {c.bits} bits, got {c.zero_point}")
+        if schema < 2 and c.codec != "none":
+            raise CodecError(f"{key}[{i}].codec", "needs schema_version 2 (a schema-1 manifest has no codec)")
+    outputs = [c.edge_output for c in crossing]
+    if len(set(outputs)) != len(outputs):
+        raise CodecError(key, f"two tensors name the same edge_output ({outputs})")
+
+
+def _check_splits(m: Manifest) -> None:
+    """A multi-split bundle's members: schema 2, at least two, ascending split, each sound; the first one
+    is what the top-level fields describe."""
+    if not m.splits:
+        return
+    if m.schema_version < 2:
+        raise CodecError("splits", "needs schema_version 2 (a schema-1 manifest is a single-split bundle)")
+    if len(m.splits) < 2:
+        raise CodecError("splits", f"a multi-split bundle has at least 2 members, got {len(m.splits)}")
+    indices = [s.split for s in m.splits]
+    if indices != sorted(set(indices)):
+        raise CodecError("splits", f"split indices must ascend without repeats, got {indices}")
+    for i, s in enumerate(m.splits):
+        key = f"splits[{i}]"
+        if not s.segments:
+            raise CodecError(f"{key}.segments", "is empty: every member runs at least one segment")
+        for j, seg in enumerate(s.segments):
+            _file_name(f"{key}.segments[{j}].file", seg.file)
+        _file_name(f"{key}.cloud_model", s.cloud_model)
+        _file_name(f"{key}.cloud_tflite", s.cloud_tflite)
+        _check_crossing(f"{key}.crossing", s.crossing, m.schema_version)
+    first = m.splits[0]
+    if (m.crossing, m.cloud_model, m.edge_model) != (first.crossing, first.cloud_model, first.segments[-1].file):
+        raise CodecError("splits[0]", "must be what the top-level edge_model, cloud_model and crossing describe")
+
+
 def parse_manifest(data: Any, where: str) -> Manifest:
     """Decoded manifest.json values as a checked Manifest; BundleError names `where` and the field."""
-    if isinstance(data, dict) and data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+    if isinstance(data, dict) and data.get("schema_version", SCHEMA_VERSION) not in READABLE_SCHEMAS:
         raise BundleError(
             f"{where}: schema_version {data['schema_version']!r} is not supported (this splitsdk reads "
-            f"{SCHEMA_VERSION}); re-run `splitsdk convert`"
+            f"{' and '.join(map(str, READABLE_SCHEMAS))}); re-run `splitsdk convert`"
         )
     try:
         return check_manifest(decode(Manifest, data))
@@ -185,7 +291,10 @@ def parse_manifest(data: Any, where: str) -> Manifest:
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     """Write `folder/manifest.json`; a manifest load_bundle would refuse is refused here, nothing written."""
-    text = dumps_json(manifest)
+    data = encode(manifest)
+    if not manifest.splits:
+        del data["splits"]  # a single-split bundle's manifest reads as it did before multi-split bundles
+    text = dumps_json(data)
     parse_manifest(json.loads(text), str(folder / MANIFEST))
     write_atomic(folder / MANIFEST, text)
 
@@ -201,8 +310,12 @@ def load_bundle(path: str | Path) -> Bundle:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{where}: unreadable: {exc}") from None
     manifest = parse_manifest(data, where)
-    for key in ("edge_model", "cloud_model"):
-        file = root / getattr(manifest, key)
+    files = [(key, getattr(manifest, key)) for key in ("edge_model", "cloud_model")]
+    for i, s in enumerate(manifest.splits):
+        files += [(f"splits[{i}].segments[{j}].file", seg.file) for j, seg in enumerate(s.segments)]
+        files.append((f"splits[{i}].cloud_model", s.cloud_model))
+    for key, name in files:
+        file = root / name
         if not file.exists():
             raise BundleError(f"{where}: {key}: names {file}, which does not exist")
     check_plan_hash(root, manifest)

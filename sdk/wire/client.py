@@ -136,8 +136,10 @@ def simulate_failover(
     device_id: str,
     tls: ssl.SSLContext | None = None,
     first_seq: int = 0,
+    split: int | None = None,
 ) -> list[tuple[str, Result]]:
-    """`splitsdk.wire.edge.simulate` over several receivers: a connection that fails or breaks, or a
+    """`splitsdk.wire.edge.simulate` over several receivers (`split`: the member of a multi-split bundle
+    every frame goes at; None: its deepest): a connection that fails or breaks, or a
     receiver that refuses as SHUTTING_DOWN/OVERLOADED, moves on to the next one (doubling backoff), and
     the frame that got no RESULT is sent again there. Raises the last error after FAILOVER_ROUNDS rounds."""
     from splitsdk.wire.edge import EdgeClient
@@ -150,7 +152,7 @@ def simulate_failover(
         host, port = servers[failures % len(servers)]
         try:
             if camera is None:
-                camera = EdgeClient(bundle, host, port, device_id, tls, first_seq + len(results))
+                camera = EdgeClient(bundle, host, port, device_id, tls, first_seq + len(results), split)
             name, image = frames[len(results)]
             results.append((name, camera.infer(image)))
         except (OSError, ReceiverRefused) as exc:

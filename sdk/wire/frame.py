@@ -15,7 +15,8 @@ from typing import Any
 from splitsdk.errors import WireError
 from splitsdk.wire._ext import ffi, lib
 
-PROTOCOL_VERSION = int(lib.SP_VERSION)
+PROTOCOL_VERSION = int(lib.SP_VERSION)  # what encode writes; decode also reads MIN_PROTOCOL_VERSION on
+MIN_PROTOCOL_VERSION = int(lib.SP_VERSION_MIN)
 PREFIX_LEN = int(lib.SP_PREFIX_LEN)
 PLAN_HASH_LEN = int(lib.SP_PLAN_HASH_LEN)
 MAX_RANK = int(lib.SP_MAX_RANK)
@@ -38,6 +39,13 @@ class TensorKind(enum.IntEnum):
     FLOAT = 2
 
 
+class Codec(enum.IntEnum):
+    """How a tensor's payload is compressed on the wire (protocol version 2; a version 1 frame is NONE)."""
+
+    NONE = 0
+    ZSTD = 1  # one zstd frame of the packed payload; decompressed bounded to the size kind/bits/dims imply
+
+
 class DecodeStatus(enum.IntEnum):
     """The C codec's status codes (sp_status in splitframe.h)."""
 
@@ -58,6 +66,9 @@ class DecodeStatus(enum.IntEnum):
     DEVICE_ID = 14
     SPACE = 15
     ARG = 16
+    CODEC = 17  # a tensor codec this reader does not know
+    INFLATE = 18  # a compressed payload that does not decompress to exactly the implied size (a bomb, a lie)
+    ZSTD = 19  # a compressed payload that is not one valid zstd frame
 
 
 class ErrorCode(enum.IntEnum):
@@ -103,7 +114,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class WireTensor:
-    """One crossing tensor on the wire: `payload` holds packed codes (PACKED) or plain LE values."""
+    """One crossing tensor on the wire: `payload` holds packed codes (PACKED) or plain LE values, or
+    with `codec` ZSTD one zstd frame of them (`splitsdk.wire.inflate` gives the tensor uncompressed)."""
 
     kind: TensorKind
     bits: int
@@ -111,6 +123,18 @@ class WireTensor:
     zero_point: int
     dims: tuple[int, ...]
     payload: bytes | memoryview  # bytes; a view of the received frame when decoded with copy=False
+    codec: Codec = Codec.NONE
+
+    @property
+    def raw_size(self) -> int:
+        """Bytes of the uncompressed payload, as kind, bits and dims imply (sp_payload_size); 0 if invalid."""
+        c = ffi.new("sp_tensor *")
+        if len(self.dims) > MAX_RANK:
+            return 0
+        c.kind, c.bits, c.rank = int(self.kind), self.bits, len(self.dims)
+        for d, dim in enumerate(self.dims):
+            c.dims[d] = dim
+        return int(lib.sp_tensor_raw_size(c))
 
 
 @dataclass(frozen=True)
@@ -119,6 +143,7 @@ class Hello:
     plan_hash: str  # SHA-256 hex of the plan, as in the bundle manifest
     seq: int = 0
     timestamp_us: int = 0
+    version: int = field(default=PROTOCOL_VERSION, compare=False)  # as decoded; what encode writes (1 or 2)
 
 
 @dataclass(frozen=True)
@@ -126,6 +151,8 @@ class Frame:
     seq: int
     timestamp_us: int
     tensors: tuple[WireTensor, ...] = field(default_factory=tuple)
+    split: int = 0  # which split of the bundle the tensors cross; 0 for a single-split bundle
+    version: int = field(default=PROTOCOL_VERSION, compare=False)  # as decoded; what encode writes (1 or 2)
 
 
 @dataclass(frozen=True)
@@ -134,6 +161,7 @@ class Result:
     status: int
     body: bytes
     timestamp_us: int = 0
+    version: int = field(default=PROTOCOL_VERSION, compare=False)  # as decoded; what encode writes (1 or 2)
 
 
 @dataclass(frozen=True)
@@ -142,6 +170,7 @@ class Error:
     code: int
     message: str
     timestamp_us: int = 0
+    version: int = field(default=PROTOCOL_VERSION, compare=False)  # as decoded; what encode writes (1 or 2)
 
 
 @dataclass(frozen=True)
@@ -154,6 +183,7 @@ class Stats:
     json_text: str
     seq: int = 0
     timestamp_us: int = 0
+    version: int = field(default=PROTOCOL_VERSION, compare=False)  # as decoded; what encode writes (1 or 2)
 
     def data(self) -> Any:
         """The parsed JSON; raises ValueError (json.JSONDecodeError) when the text is not JSON."""
@@ -161,9 +191,16 @@ class Stats:
 
 
 Message = Hello | Frame | Result | Error | Stats
+# Every message's `version` is the protocol version of its frame: decode sets it, encode writes it. It takes
+# no part in equality. A receiver answers in the version of the camera's HELLO (replies have the same layout
+# in both versions), so a camera that speaks version 1 keeps working; a version 1 FRAME has no split or codec.
 
 
 def _fill_header(c: Any, msg: Message) -> None:
+    if not MIN_PROTOCOL_VERSION <= msg.version <= PROTOCOL_VERSION:
+        raise WireError(f"protocol version {msg.version} is not one this codec writes "
+                        f"({MIN_PROTOCOL_VERSION}..{PROTOCOL_VERSION})")
+    c.version = msg.version
     c.seq = msg.seq
     c.timestamp_us = msg.timestamp_us
 
@@ -204,7 +241,7 @@ def encode(msg: Message) -> bytes:
         for i, t in enumerate(msg.tensors):
             if len(t.dims) > MAX_RANK:
                 raise WireError(f"tensor {i}: rank {len(t.dims)} over {MAX_RANK}")
-            ts[i].kind, ts[i].bits, ts[i].rank = int(t.kind), t.bits, len(t.dims)
+            ts[i].kind, ts[i].bits, ts[i].rank, ts[i].codec = int(t.kind), t.bits, len(t.dims), int(t.codec)
             ts[i].scale, ts[i].zero_point = t.scale, t.zero_point
             for d, dim in enumerate(t.dims):
                 ts[i].dims[d] = dim
@@ -213,6 +250,11 @@ def encode(msg: Message) -> bytes:
             ts[i].payload_len = len(t.payload)
         c.tensors = ts
         c.tensor_count = len(msg.tensors)
+        if not 0 <= msg.split <= 0xFFFF:
+            raise WireError(f"split {msg.split} out of range 0..65535")
+        if msg.version < 2 and (msg.split or any(t.codec != Codec.NONE for t in msg.tensors)):
+            raise WireError("a version 1 FRAME has no split and no compressed tensors")
+        c.split = msg.split
     else:
         body, c.type, c.status = _flat_body(msg)
         keep.append(ffi.from_buffer(body))
@@ -283,11 +325,11 @@ def decode(buf: bytes | bytearray | memoryview, limits: Limits = Limits(), *, co
         off = int(ffi.cast("uintptr_t", ptr)) - start
         return view[off : off + n]
 
-    seq, ts = int(c.seq), int(c.timestamp_us)
+    seq, ts, version = int(c.seq), int(c.timestamp_us), int(c.version)
     msg: Message
     if c.type == MsgType.HELLO:
         device = span(c.device_id, c.device_id_len).decode("utf-8", errors="surrogateescape")
-        msg = Hello(device, bytes(ffi.buffer(c.plan_hash, PLAN_HASH_LEN)).hex(), seq, ts)
+        msg = Hello(device, bytes(ffi.buffer(c.plan_hash, PLAN_HASH_LEN)).hex(), seq, ts, version)
     elif c.type == MsgType.FRAME:
         items = []
         for i in range(c.tensor_count):
@@ -300,15 +342,16 @@ def decode(buf: bytes | bytearray | memoryview, limits: Limits = Limits(), *, co
                     int(t.zero_point),
                     tuple(t.dims[0 : t.rank]),
                     payload(t.payload, t.payload_len),
+                    Codec(t.codec),  # the decoder refuses any other codec (CODEC)
                 )
             )
-        msg = Frame(seq, ts, tuple(items))
+        msg = Frame(seq, ts, tuple(items), int(c.split), version)
     elif c.type == MsgType.RESULT:
-        msg = Result(seq, int(c.status), span(c.body, c.body_len), ts)
+        msg = Result(seq, int(c.status), span(c.body, c.body_len), ts, version)
     elif c.type == MsgType.ERROR:
-        msg = Error(seq, int(c.status), span(c.body, c.body_len).decode("utf-8", errors="surrogateescape"), ts)
+        msg = Error(seq, int(c.status), span(c.body, c.body_len).decode("utf-8", errors="surrogateescape"), ts, version)
     else:
-        msg = Stats(span(c.body, c.body_len).decode("utf-8", errors="surrogateescape"), seq, ts)
+        msg = Stats(span(c.body, c.body_len).decode("utf-8", errors="surrogateescape"), seq, ts, version)
     return msg, int(consumed[0])
 
 
@@ -319,9 +362,12 @@ def crc32(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
 
 def tensor_to_float(tensor: WireTensor, shape: tuple[int, ...]) -> Any:
     """A received tensor as float32 of `shape`: packed codes unpacked and dequantised by the C core,
-    plain ints dequantised, float32 taken as is. The decoder has already checked the payload size."""
+    plain ints dequantised, float32 taken as is; a compressed payload is decompressed first (bounded to
+    the size the dims imply). The decoder has already checked the payload size."""
+    from splitsdk.wire.compression import inflate
     from splitsdk.wire.packing import plain_to_float, unpack_dequantize
 
+    tensor = inflate(tensor)
     if tensor.kind == TensorKind.PACKED:
         return unpack_dequantize(tensor.payload, shape, tensor.bits, tensor.scale, tensor.zero_point)
     return plain_to_float(tensor.payload, tensor.kind, tensor.bits, shape, tensor.scale, tensor.zero_point)

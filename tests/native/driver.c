@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "splitcodec.h"
 #include "splitframe.h"
 #include "splitpack.h"
 
@@ -303,6 +304,119 @@ static int digest(void) {
     return failures != 0;
 }
 
+/* zstd payloads: for every bits value, requantise + pack + compress, a FRAME with codec 1 through the
+ * frame codec, and a bounded decompression back to the packed bytes; then the refusals. */
+static void test_zstd(void) {
+    enum { N = 3000 };
+    static int8_t values[N];
+    static uint8_t lut[256], packed[N], comp[N + 1024], back[N + 64], frame[N + 1024];
+    sp_zstd_cctx *cctx = sp_zstd_cctx_new();
+    sp_zstd_dctx *dctx = sp_zstd_dctx_new();
+    CHECK(cctx != NULL && dctx != NULL);
+    for (unsigned bits = 1; bits <= 8; ++bits) {
+        for (size_t i = 0; i < N; ++i) { /* ReLU-like activations: mostly the zero code */
+            values[i] = (int8_t)(rnd() % 4u == 0u ? (int)(rnd() % 128u) : -128);
+        }
+        for (int k = 0; k < 256; ++k) {
+            lut[k] = (uint8_t)(k >> (8u - bits));
+        }
+        const size_t size = sp_packed_size(N, bits);
+        CHECK(sp_requantize_pack(values, N, lut, bits, packed, size) == SP_PACK_OK);
+        size_t clen = 0;
+        CHECK(sp_compress_bound(size) <= sizeof comp);
+        CHECK(sp_compress(cctx, packed, size, 0, comp, sizeof comp, &clen) == SP_OK && clen > 0u);
+        sp_tensor t;
+        memset(&t, 0, sizeof t);
+        t.kind = SP_KIND_PACKED;
+        t.bits = (uint8_t)bits;
+        t.rank = 2;
+        t.dims[0] = 30;
+        t.dims[1] = 100;
+        t.scale = 0.5f;
+        t.codec = SP_CODEC_ZSTD;
+        t.payload = comp;
+        t.payload_len = (uint32_t)clen;
+        CHECK(sp_tensor_raw_size(&t) == size);
+        sp_message msg;
+        memset(&msg, 0, sizeof msg);
+        msg.type = SP_MSG_FRAME;
+        msg.tensors = &t;
+        msg.tensor_count = 1;
+        size_t written = 0, consumed = 0;
+        CHECK(sp_encode(&msg, frame, sizeof frame, &written) == SP_OK);
+        sp_tensor dt;
+        sp_message dec;
+        memset(&dec, 0, sizeof dec);
+        dec.tensors = &dt;
+        dec.tensor_capacity = 1;
+        const sp_limits limits = sp_default_limits();
+        CHECK(sp_decode(frame, written, &limits, &dec, &consumed) == SP_OK && dec.version == SP_VERSION);
+        CHECK(dt.codec == SP_CODEC_ZSTD && dt.payload_len == clen && dec.split == 0u);
+        CHECK(sp_decompress(dctx, dt.payload, dt.payload_len, back, (size_t)sp_tensor_raw_size(&dt)) == SP_OK);
+        CHECK(memcmp(back, packed, size) == 0);
+        CHECK(sp_decompress(NULL, comp, clen, back, size) == SP_OK); /* a temporary context */
+        /* the implied size must be exactly the declared one, in both directions */
+        CHECK(sp_decompress(dctx, comp, clen, back, size - 1u) == SP_E_INFLATE);
+        CHECK(sp_decompress(dctx, comp, clen, back, size + 1u) == SP_E_INFLATE);
+        /* one frame and nothing after it; a truncated or corrupt frame */
+        comp[clen] = 0;
+        CHECK(sp_decompress(dctx, comp, clen + 1u, back, size) == SP_E_ZSTD);
+        CHECK(sp_decompress(dctx, comp, clen - 1u, back, size) != SP_OK);
+        CHECK(sp_decompress(dctx, packed, size, back, size) == SP_E_ZSTD);
+    }
+    /* a bomb whose header lies: 200 bytes compressed, content size patched to 100 */
+    static uint8_t zeros[200];
+    size_t clen = 0;
+    CHECK(sp_compress(cctx, zeros, sizeof zeros, 3, comp, sizeof comp, &clen) == SP_OK);
+    CHECK(comp[4] == 0x20 && comp[5] == 200); /* single segment, 1-byte content size */
+    CHECK(sp_decompress(dctx, comp, clen, back, 200) == SP_OK);
+    comp[5] = 100;
+    memset(back, 0xee, sizeof back);
+    CHECK(sp_decompress(dctx, comp, clen, back, 100) == SP_E_INFLATE);
+    CHECK(back[100] == 0xee); /* nothing written past the bound */
+    CHECK(sp_compress(cctx, zeros, sizeof zeros, 3, comp, 4, &clen) == SP_E_SPACE);
+    CHECK(sp_compress(cctx, zeros, sizeof zeros, 99, comp, sizeof comp, &clen) == SP_E_ARG);
+    /* an unknown codec is refused by encoder and decoder */
+    sp_tensor t;
+    memset(&t, 0, sizeof t);
+    t.kind = SP_KIND_PACKED;
+    t.bits = 8;
+    t.rank = 1;
+    t.dims[0] = 4;
+    t.scale = 1.0f;
+    t.codec = 2;
+    t.payload = zeros;
+    t.payload_len = 4;
+    sp_message msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = SP_MSG_FRAME;
+    msg.tensors = &t;
+    msg.tensor_count = 1;
+    CHECK(sp_encoded_size(&msg) == 0u);
+    /* version 1 on request (a receiver answering an old camera), without version 2 fields */
+    t.codec = SP_CODEC_NONE;
+    msg.version = 1;
+    size_t written = 0, consumed = 0;
+    CHECK(sp_encode(&msg, frame, sizeof frame, &written) == SP_OK && frame[4] == 1u);
+    sp_tensor dt;
+    sp_message dec;
+    memset(&dec, 0, sizeof dec);
+    dec.tensors = &dt;
+    dec.tensor_capacity = 1;
+    const sp_limits limits = sp_default_limits();
+    CHECK(sp_decode(frame, written, &limits, &dec, &consumed) == SP_OK && dec.version == 1u);
+    t.codec = SP_CODEC_ZSTD;
+    CHECK(sp_encoded_size(&msg) == 0u);
+    t.codec = SP_CODEC_NONE;
+    msg.split = 1;
+    CHECK(sp_encoded_size(&msg) == 0u);
+    msg.split = 0;
+    msg.version = 3;
+    CHECK(sp_encoded_size(&msg) == 0u);
+    sp_zstd_cctx_free(cctx);
+    sp_zstd_dctx_free(dctx);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "digest") == 0) {
         return digest();
@@ -311,6 +425,7 @@ int main(int argc, char **argv) {
     test_pack_hw();
     test_lut();
     test_codec();
+    test_zstd();
     test_crc();
     test_fused();
     if (failures != 0) {

@@ -2,11 +2,13 @@
  * libFuzzer target for the frame decoder (built by tests/test_native_fuzz.py with
  * clang -fsanitize=fuzzer,address,undefined). Each input is decoded twice: as is (exercising the
  * prefix and CRC checks), and with its length field and CRC repaired so the fuzzer reaches the body
- * parser. A frame that decodes must re-encode to the same length and decode again.
+ * parser. A frame that decodes must re-encode to the same length and decode again, and each of its
+ * compressed payloads must decompress (bounded to the size its dims imply) or be refused cleanly.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "splitcodec.h"
 #include "splitframe.h"
 
 static void check(int cond) {
@@ -43,6 +45,17 @@ static void decode_and_reencode(const uint8_t *data, size_t size) {
     check(sp_decode(out, written, &limits, &again, &consumed) == SP_OK);
     check(again.seq == msg.seq && again.type == msg.type && again.tensor_count == msg.tensor_count);
     free(out);
+    for (unsigned i = 0; msg.type == SP_MSG_FRAME && i < msg.tensor_count; ++i) {
+        if (tensors[i].codec != SP_CODEC_ZSTD) {
+            continue;
+        }
+        const size_t raw = (size_t)sp_tensor_raw_size(&tensors[i]);
+        uint8_t *plain = (uint8_t *)malloc(raw);
+        check(plain != NULL);
+        const sp_status st = sp_decompress(NULL, tensors[i].payload, tensors[i].payload_len, plain, raw);
+        check(st == SP_OK || st == SP_E_INFLATE || st == SP_E_ZSTD);
+        free(plain);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

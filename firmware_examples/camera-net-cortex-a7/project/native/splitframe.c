@@ -411,6 +411,9 @@ const char *sp_strerror(int status) {
     case SP_E_DEVICE_ID: return "device id too long";
     case SP_E_SPACE: return "output buffer too small";
     case SP_E_ARG: return "invalid argument";
+    case SP_E_CODEC: return "unknown payload codec";
+    case SP_E_INFLATE: return "compressed payload does not decompress to exactly the size its dims and bits imply";
+    case SP_E_ZSTD: return "compressed payload is not one valid zstd frame";
     default: return "unknown status";
     }
 }
@@ -603,6 +606,29 @@ static sp_status check_tensor(const sp_tensor *t, const sp_limits *limits, uint6
     return SP_OK;
 }
 
+/* The payload length a tensor may declare: the raw size, or (compressed) anything from 1 byte up. */
+static sp_status check_payload_len(const sp_tensor *t, uint64_t raw_size) {
+    switch (t->codec) {
+    case SP_CODEC_NONE: return t->payload_len == raw_size ? SP_OK : SP_E_PAYLOAD;
+    case SP_CODEC_ZSTD: return t->payload_len != 0u ? SP_OK : SP_E_PAYLOAD;
+    default: return SP_E_CODEC;
+    }
+}
+
+uint64_t sp_tensor_raw_size(const sp_tensor *t) {
+    if (t == NULL || t->rank > SP_MAX_RANK) {
+        return 0;
+    }
+    uint64_t elements = 1;
+    for (unsigned d = 0; d < t->rank; ++d) {
+        if (t->dims[d] == 0u || elements > (UINT64_MAX >> 4) / t->dims[d]) {
+            return 0;
+        }
+        elements *= t->dims[d];
+    }
+    return sp_payload_size(t->kind, t->bits, elements);
+}
+
 static sp_limits encoder_limits(void) {
     sp_limits limits = sp_default_limits();
     limits.max_frame_bytes = 0xffffffffu;
@@ -612,8 +638,20 @@ static sp_limits encoder_limits(void) {
     return limits;
 }
 
+/* The version sp_encode writes (0: the current one), or 0 if msg->version is not one it writes. */
+static uint8_t encode_version(const sp_message *msg) {
+    if (msg->version == 0u) {
+        return (uint8_t)SP_VERSION;
+    }
+    return msg->version >= SP_VERSION_MIN && msg->version <= SP_VERSION ? msg->version : 0u;
+}
+
 static uint64_t body_size(const sp_message *msg) {
     const sp_limits limits = encoder_limits();
+    const uint8_t version = encode_version(msg);
+    if (version == 0u) {
+        return UINT64_MAX;
+    }
     switch (msg->type) {
     case SP_MSG_HELLO:
         if (msg->device_id_len > SP_MAX_DEVICE_ID || (msg->device_id_len != 0u && msg->device_id == NULL)) {
@@ -621,18 +659,18 @@ static uint64_t body_size(const sp_message *msg) {
         }
         return SP_PLAN_HASH_LEN + 2u + msg->device_id_len;
     case SP_MSG_FRAME: {
-        if (msg->tensor_count != 0u && msg->tensors == NULL) {
+        if ((msg->tensor_count != 0u && msg->tensors == NULL) || (version < 2u && msg->split != 0u)) {
             return UINT64_MAX;
         }
         uint64_t size = 4u;
         for (unsigned i = 0; i < msg->tensor_count; ++i) {
             const sp_tensor *t = &msg->tensors[i];
             uint64_t payload = 0;
-            if (check_tensor(t, &limits, &payload) != SP_OK || payload != t->payload_len ||
-                (payload != 0u && t->payload == NULL)) {
+            if (check_tensor(t, &limits, &payload) != SP_OK || check_payload_len(t, payload) != SP_OK ||
+                (t->payload_len != 0u && t->payload == NULL) || (version < 2u && t->codec != SP_CODEC_NONE)) {
                 return UINT64_MAX;
             }
-            size += SP_TENSOR_FIXED_LEN - 4u + 4u * (uint64_t)t->rank + 4u + payload;
+            size += SP_TENSOR_FIXED_LEN - 4u + 4u * (uint64_t)t->rank + 4u + t->payload_len;
         }
         return size;
     }
@@ -671,7 +709,7 @@ sp_status sp_encode(const sp_message *msg, uint8_t *out, size_t cap, size_t *wri
     }
     uint8_t *p = out;
     memcpy(p, kMagic, 4);
-    p[4] = (uint8_t)SP_VERSION;
+    p[4] = encode_version(msg); /* valid: sp_encoded_size checked it */
     p[5] = msg->type;
     put_u16(p + 6, 0);
     put_u32(p + 8, (uint32_t)total);
@@ -690,14 +728,14 @@ sp_status sp_encode(const sp_message *msg, uint8_t *out, size_t cap, size_t *wri
         break;
     case SP_MSG_FRAME:
         put_u16(p, msg->tensor_count);
-        put_u16(p + 2, 0);
+        put_u16(p + 2, msg->split);
         p += 4;
         for (unsigned i = 0; i < msg->tensor_count; ++i) {
             const sp_tensor *t = &msg->tensors[i];
             p[0] = t->kind;
             p[1] = t->bits;
             p[2] = t->rank;
-            p[3] = 0;
+            p[3] = t->codec;
             put_u32(p + 4, float_bits(t->scale));
             put_u32(p + 8, (uint32_t)t->zero_point);
             p += 12;
@@ -739,7 +777,7 @@ sp_status sp_frame_peek(const uint8_t *buf, size_t len, const sp_limits *limits,
     if (memcmp(buf, kMagic, 4) != 0) {
         return SP_E_MAGIC;
     }
-    if (buf[4] != SP_VERSION) {
+    if (buf[4] < SP_VERSION_MIN || buf[4] > SP_VERSION) {
         return SP_E_VERSION;
     }
     if (buf[5] < SP_MSG_HELLO || buf[5] > SP_MSG_STATS) {
@@ -772,7 +810,7 @@ static const uint8_t *take(cursor *c, uint64_t n) {
     return p;
 }
 
-static sp_status decode_tensor(cursor *c, const sp_limits *limits, sp_tensor *t) {
+static sp_status decode_tensor(cursor *c, const sp_limits *limits, uint8_t version, sp_tensor *t) {
     const uint8_t *p = take(c, 12);
     if (p == NULL) {
         return SP_E_LENGTH;
@@ -780,6 +818,7 @@ static sp_status decode_tensor(cursor *c, const sp_limits *limits, sp_tensor *t)
     t->kind = p[0];
     t->bits = p[1];
     t->rank = p[2];
+    t->codec = version >= 2u ? p[3] : (uint8_t)SP_CODEC_NONE; /* version 1: a reserved byte */
     t->scale = bits_float(get_u32(p + 4));
     t->zero_point = (int32_t)get_u32(p + 8);
     if (t->rank > rank_cap(limits)) {
@@ -801,8 +840,9 @@ static sp_status decode_tensor(cursor *c, const sp_limits *limits, sp_tensor *t)
     if (st != SP_OK) {
         return st;
     }
-    if (expected != t->payload_len) {
-        return SP_E_PAYLOAD;
+    const sp_status len_st = check_payload_len(t, expected);
+    if (len_st != SP_OK) {
+        return len_st;
     }
     t->payload = take(c, t->payload_len);
     return t->payload == NULL ? SP_E_LENGTH : SP_OK;
@@ -832,8 +872,9 @@ static sp_status decode_body(cursor *c, const sp_limits *limits, sp_message *msg
             return SP_E_TENSORS;
         }
         msg->tensor_count = count;
+        msg->split = msg->version >= 2u ? get_u16(p + 2) : 0u; /* version 1: a reserved field */
         for (unsigned i = 0; i < count; ++i) {
-            const sp_status st = decode_tensor(c, limits, &msg->tensors[i]);
+            const sp_status st = decode_tensor(c, limits, msg->version, &msg->tensors[i]);
             if (st != SP_OK) {
                 return st;
             }
@@ -876,6 +917,7 @@ sp_status sp_decode(const uint8_t *buf, size_t len, const sp_limits *limits, sp_
     msg->device_id = NULL;
     msg->device_id_len = 0;
     msg->tensor_count = 0;
+    msg->split = 0;
     msg->status = 0;
     msg->body = NULL;
     msg->body_len = 0;

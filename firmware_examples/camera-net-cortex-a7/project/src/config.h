@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "splitframe.h"
+
 namespace splitsdk_gen {
 
 constexpr char kSdkVersion[] = "0.1.0";
@@ -46,6 +48,7 @@ struct CrossingSpec {
     size_t packed_bytes;   // ceil(elements * bits / 8)
     const uint8_t *lut;    // lut[k] = code of int8 value k - 128
     int edge_output;       // which output of the edge model holds this tensor
+    uint8_t codec;         // SP_CODEC_ZSTD: the packed codes go out zstd-compressed (when that is smaller)
 };
 
 // pool1: 32x64x16, int8 -> 8-bit codes
@@ -70,7 +73,7 @@ constexpr uint8_t kLut0[256] = {
 
 constexpr size_t kNumCrossing = 1;
 constexpr CrossingSpec kCrossing[kNumCrossing] = {
-    {"pool1", 8, 1.081531029e-02f, 0, 1.081531029e-02f, -128, 3, {32, 64, 16}, 32768u, 32768u, kLut0, 0},
+    {"pool1", 8, 1.081531029e-02f, 0, 1.081531029e-02f, -128, 3, {32, 64, 16}, 32768u, 32768u, kLut0, 0, SP_CODEC_NONE},
 };
 constexpr size_t kWireBytes = 32768u;  // payload bytes per frame
 

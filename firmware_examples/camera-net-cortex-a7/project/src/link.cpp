@@ -281,6 +281,7 @@ Result Link::send_frame(uint64_t seq, int64_t capture_us, const std::vector<Pack
         t.scale = c.scale;
         t.zero_point = c.zero_point;
         for (uint8_t d = 0; d < c.rank; ++d) t.dims[d] = c.dims[d];
+        t.codec = tensors[k].codec;
         t.payload = tensors[k].payload;
         t.payload_len = static_cast<uint32_t>(tensors[k].len);
     }

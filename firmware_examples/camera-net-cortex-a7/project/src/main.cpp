@@ -3,17 +3,21 @@
 //   capture  reads and preprocesses frames (a live source drops frames when the queue is full, and
 //            counts them);
 //   infer    runs the edge model, requantises each crossing tensor with its LUT and packs it to the
-//            plan's bits (the shared splitpack C);
+//            plan's bits (the shared splitpack C), and zstd-compresses the crossings the plan compresses
+//            (splitcodec, one context reused; its own "compress" stage);
 //   send     (the main thread) sends one FRAME per image and waits for its RESULT, reconnecting with
 //            backoff when the receiver goes away.
 // Per-stage timings and counters are printed on exit (also on SIGINT/SIGTERM); on a clean exit the
 // same JSON goes to the receiver in one STATS message before the connection closes (best effort).
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +28,7 @@
 #include "link.h"
 #include "options.h"
 #include "queue.h"
+#include "splitcodec.h"
 #include "splitpack.h"
 #include "stats.h"
 #include "v4l2.h"
@@ -40,7 +45,8 @@ struct Packed {
     uint64_t seq = 0;
     int64_t capture_us = 0;
     std::string name;
-    std::vector<std::vector<uint8_t>> tensors;  // one packed payload per crossing tensor
+    std::vector<std::vector<uint8_t>> tensors;  // one payload per crossing tensor: packed, or its zstd frame
+    std::vector<uint8_t> codecs;                // per tensor: SP_CODEC_NONE or SP_CODEC_ZSTD
 };
 
 struct Counters {
@@ -73,13 +79,39 @@ void video_loop(const edge::Options &o, edge::BoundedQueue<edge::Frame> &out, ed
     out.close();
 }
 
+// When the frames of a paced source (--realtime-fps F) arrive: every 1/F s (periodic) or after
+// exponential gaps of mean 1/F s (poisson), the first one at once. The gaps come from mt19937_64 seeded
+// with --seed through the inverse CDF (not std::exponential_distribution, whose numbers differ between
+// C++ libraries), so one seed gives one arrival sequence everywhere.
+class Arrivals {
+  public:
+    explicit Arrivals(const edge::Options &o)
+        : fps_(o.realtime_fps), poisson_(o.arrivals == "poisson"), rng_(o.seed), next_(Clock::now()) {}
+
+    // Sleep until the next frame arrives (at once when the pipeline is behind: arrivals do not wait).
+    void wait() {
+        std::this_thread::sleep_until(next_);
+        next_ += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap_s()));
+    }
+
+  private:
+    double gap_s() {
+        if (!poisson_) return 1.0 / fps_;
+        const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;  // uniform on [0, 1), 53 bits
+        return -std::log1p(-u) / fps_;
+    }
+
+    double fps_;
+    bool poisson_;
+    std::mt19937_64 rng_;
+    Clock::time_point next_;
+};
+
 void capture_loop(const edge::Options &o, edge::BoundedQueue<edge::Frame> &out, edge::StageStats &stats,
                   Counters &n) {
     if (!o.video_device.empty()) return video_loop(o, out, stats, n);
     const std::vector<std::string> names = edge::list_frames(o.frames_dir);
-    const auto period = o.realtime_fps > 0 ? std::chrono::duration<double>(1.0 / o.realtime_fps)
-                                           : std::chrono::duration<double>(0);
-    auto next = Clock::now();
+    Arrivals arrivals(o);
     uint64_t seq = 0;
     for (size_t i = 0; !g_stop; ++i) {
         if (i == names.size()) {
@@ -87,10 +119,7 @@ void capture_loop(const edge::Options &o, edge::BoundedQueue<edge::Frame> &out, 
             i = 0;
         }
         if (o.max_frames >= 0 && seq >= static_cast<uint64_t>(o.max_frames)) break;
-        if (o.realtime_fps > 0) {
-            std::this_thread::sleep_until(next);
-            next += std::chrono::duration_cast<Clock::duration>(period);
-        }
+        if (o.realtime_fps > 0) arrivals.wait();
         edge::Frame f;
         f.seq = seq++;
         f.capture_us = wall_us();
@@ -120,6 +149,9 @@ void dump_outputs(const std::string &dir, const edge::Frame &f, const edge::Edge
 
 void infer_loop(const edge::Options &o, edge::EdgeModel &model, edge::BoundedQueue<edge::Frame> &in,
                 edge::BoundedQueue<Packed> &out, edge::StageStats &stats, Counters &n) {
+    // One zstd context for every compressed crossing tensor of every frame (zstd's working memory, reused).
+    std::unique_ptr<sp_zstd_cctx, void (*)(sp_zstd_cctx *)> cctx(nullptr, sp_zstd_cctx_free);
+    std::vector<uint8_t> zbuf;
     while (auto f = in.pop()) {
         auto t0 = Clock::now();
         model.set_input(f->input);
@@ -141,8 +173,32 @@ void infer_loop(const edge::Options &o, edge::EdgeModel &model, edge::BoundedQue
                                    payload.size()) != SP_PACK_OK)
                 throw std::runtime_error(std::string("packing failed for ") + c.name);
             p.tensors.push_back(std::move(payload));
+            p.codecs.push_back(SP_CODEC_NONE);
         }
         stats.add("pack", edge::ms_since(t0));
+        // The crossings the plan compresses: one zstd frame each (level SP_ZSTD_LEVEL), sent instead of the
+        // packed bytes when it is smaller (else uncompressed, codec 0), timed as its own stage.
+        t0 = Clock::now();
+        bool compressed = false;
+        for (size_t k = 0; k < splitsdk_gen::kNumCrossing; ++k) {
+            if (splitsdk_gen::kCrossing[k].codec != SP_CODEC_ZSTD) continue;
+            if (!cctx) cctx.reset(sp_zstd_cctx_new());
+            if (!cctx) throw std::runtime_error("zstd: cannot allocate a compression context");
+            std::vector<uint8_t> &payload = p.tensors[k];
+            zbuf.resize(sp_compress_bound(payload.size()));
+            size_t zlen = 0;
+            const sp_status st =
+                sp_compress(cctx.get(), payload.data(), payload.size(), SP_ZSTD_LEVEL, zbuf.data(), zbuf.size(), &zlen);
+            if (st != SP_OK)
+                throw std::runtime_error(std::string("zstd compression failed for ") +
+                                         splitsdk_gen::kCrossing[k].name + ": " + sp_strerror(st));
+            if (zlen < payload.size()) {
+                payload.assign(zbuf.begin(), zbuf.begin() + static_cast<std::ptrdiff_t>(zlen));
+                p.codecs[k] = SP_CODEC_ZSTD;
+            }
+            compressed = true;
+        }
+        if (compressed) stats.add("compress", edge::ms_since(t0));
         out.push(std::move(p));
     }
     out.close();
@@ -152,7 +208,8 @@ void send_loop(const edge::Options &o, edge::BoundedQueue<Packed> &in, edge::Sta
                edge::Link &link) {
     while (auto p = in.pop()) {
         std::vector<edge::PackedTensor> tensors;
-        for (const auto &t : p->tensors) tensors.push_back({t.data(), t.size()});
+        for (size_t k = 0; k < p->tensors.size(); ++k)
+            tensors.push_back({p->tensors[k].data(), p->tensors[k].size(), p->codecs[k]});
         const auto t0 = Clock::now();
         const edge::Result r = link.send_frame(p->seq, p->capture_us, tensors);
         const double ms = edge::ms_since(t0);

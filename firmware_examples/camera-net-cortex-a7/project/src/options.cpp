@@ -125,6 +125,24 @@ bool apply(Options &o, const std::string &key, const std::string &v, std::string
         return true;
     }
     if (key == "realtime_fps") return to_double(key, v, o.realtime_fps, error);
+    if (key == "arrivals") {
+        if (v != "periodic" && v != "poisson") {
+            error = key + ": expected periodic or poisson, got '" + v + "'";
+            return false;
+        }
+        o.arrivals = v;
+        return true;
+    }
+    if (key == "seed") {
+        char *end = nullptr;
+        const unsigned long long seed = std::strtoull(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || v.front() == '-') {
+            error = key + ": expected a non-negative integer, got '" + v + "'";
+            return false;
+        }
+        o.seed = seed;
+        return true;
+    }
     if (key == "max_retry_s") return to_double(key, v, o.max_retry_s, error);
     if (key == "loop" || key == "offline" || key == "quiet") {
         const bool on = v == "1" || v == "true" || v == "yes";
@@ -169,7 +187,8 @@ const std::map<std::string, std::string> kValueFlags = {
     {"--threads", "threads"},   {"--realtime-fps", "realtime_fps"}, {"--max-retry-s", "max_retry_s"},
     {"--dump", "dump"},         {"--tls-ca", "tls_ca"},           {"--tls-cert", "tls_cert"},
     {"--tls-key", "tls_key"},   {"--video", "video"},             {"--profile", "profile"},
-    {"--warmup", "warmup"},     {"--input", "input"},
+    {"--warmup", "warmup"},     {"--input", "input"},             {"--arrivals", "arrivals"},
+    {"--seed", "seed"},
 };
 const std::map<std::string, std::string> kSwitches = {
     {"--loop", "loop"}, {"--offline", "offline"}, {"--quiet", "quiet"}};
@@ -179,7 +198,8 @@ const std::map<std::string, std::string> kSwitches = {
 const char *usage() {
     return "usage: splitsdk-edge [--config FILE] [--server HOST:PORT[,HOST:PORT...]] [--device-id ID] [--model PATH]\n"
            "                     (--frames DIR | --video /dev/videoN) [-n N] [--loop] [--queue-depth N] [--threads N]\n"
-           "                     [--realtime-fps F] [--max-retry-s S] [--dump DIR] [--offline] [--quiet]\n"
+           "                     [--realtime-fps F [--arrivals periodic|poisson] [--seed N]] [--max-retry-s S]\n"
+           "                     [--dump DIR] [--offline] [--quiet]\n"
            "                     [--tls-ca PEM --tls-cert PEM --tls-key PEM]\n"
            "       splitsdk-edge --profile N [--warmup W] [--input FRAME] [--model PATH] [--threads N]\n";
 }
@@ -234,6 +254,10 @@ bool parse_options(int argc, char **argv, Options &o, std::string &error, bool &
     if (o.profile_runs > 0) return true;  // profiling needs no frame source and no receiver
     if (o.frames_dir.empty() == o.video_device.empty()) {
         error = "one frame source: --frames DIR or --video /dev/videoN (or frames/video in the config file)";
+        return false;
+    }
+    if (o.arrivals == "poisson" && (o.realtime_fps <= 0 || !o.video_device.empty())) {
+        error = "--arrivals poisson needs --realtime-fps F (the mean rate) and --frames (a live camera sets its own)";
         return false;
     }
     return true;

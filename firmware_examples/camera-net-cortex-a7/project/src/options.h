@@ -22,6 +22,10 @@ struct Options {
     bool loop = false;            // replay the directory until -n frames or a signal
     int queue_depth = 0;          // bounded queues between capture, infer and send
     double realtime_fps = 0.0;    // >0: capture paces itself and drops frames when the queue is full
+    // How frames arrive at that mean rate: "periodic" (every 1/F s) or "poisson" (exponential gaps,
+    // drawn from a generator seeded with `seed`: the same seed gives the same arrival times).
+    std::string arrivals = "periodic";
+    uint64_t seed = 0;
     double max_retry_s = 0.0;     // give up connecting after this long (0: retry forever)
     int threads = 1;              // TFLite interpreter threads
     std::string dump_dir;         // write each frame's raw edge outputs here (verification)
