@@ -77,10 +77,13 @@ def reference_split_candidates(problem: Any, k: int) -> list[Any]:
     def rate_fits(budget: int) -> Callable[[dict[str, int]], bool]:
         return lambda alloc: sum(w_items[name][b][0] for name, b in alloc.items()) <= budget
 
+    def peak_fits(budget: int) -> Callable[[dict[str, int]], bool]:
+        return lambda alloc: problem.peak_activation_bytes(steps, alloc) <= budget
+
     w_allocs = {mw: reference_allocate(w_items, rate_fits(mw)) for mw in w_budgets}
     found = []
     for ma in a_budgets:
-        abits = reference_allocate(a_items, lambda alloc, ma=ma: problem.peak_activation_bytes(steps, alloc) <= ma)
+        abits = reference_allocate(a_items, peak_fits(ma))
         for mw in w_budgets:
             kbits = w_allocs[mw]
             if abits is None or kbits is None:

@@ -1,8 +1,9 @@
 """Selection by accuracy without labels, on the trained digits classifier (sdk/examples/digits).
 
 The label-free drop (100 - top-1 agreement of the fake-quantised pipeline with the float model) of an 8-bit plan
-equals the labelled drop within the sampling error on the same images; it sees the damage of 2 bits; and
-`plan_model` with `--max-accuracy-drop` and no `--eval` selects on it and says so."""
+equals the labelled drop within the sampling error on the same images; it sees the damage of 2 bits; it is judged on
+up to `SELECTION_SAMPLES` calibration frames (a folder of images read again for them, a larger set evenly thinned);
+and `plan_model` with `--max-accuracy-drop` and no `--eval` selects on it and says so."""
 
 from __future__ import annotations
 
@@ -15,12 +16,19 @@ import pytest
 from splitsdk.examples.digits import data, weights_path
 from splitsdk.graph import load_graph
 from splitsdk.plan import Constraints, plan_model
-from splitsdk.plan.accuracy import fidelity, label_free_agreement, make_evaluator, make_label_free_evaluator
+from splitsdk.plan.accuracy import (
+    SELECTION_SAMPLES,
+    fidelity,
+    label_free_agreement,
+    make_evaluator,
+    make_label_free_evaluator,
+    selection_sample,
+)
 from splitsdk.plan.autosplit import Candidate
 from splitsdk.plan.problem import PlanProblem
 from splitsdk.profile import build_profile
 from splitsdk.profile.types import Link
-from splitsdk.quant import Dataset, measure_sensitivity
+from splitsdk.quant import Dataset, load_dataset, measure_sensitivity
 from splitsdk.target import load_target
 
 BITS = [2, 4, 6, 8]
@@ -46,7 +54,8 @@ def test_label_free_drop_of_an_8_bit_plan_equals_the_labelled_drop_within_sampli
     x, y = data.load("test")
     same = Dataset(x, y, "digits test")
     labelled = make_evaluator(problem, same, calib=same)
-    label_free = make_label_free_evaluator(problem, Dataset(x, None, "digits test"))
+    label_free = make_label_free_evaluator(problem, Dataset(x, None, "digits test"), samples=len(x))  # all of them
+    assert len(label_free.x) == len(labelled.x) == len(x)
     assert label_free.measure.startswith("label-free: top-1 agreement")
     c = _uniform(problem, 8)
     lf, lab = label_free(c), labelled(c)
@@ -58,6 +67,27 @@ def test_label_free_drop_of_an_8_bit_plan_equals_the_labelled_drop_within_sampli
     # 2 bits everywhere wrecks it, and both measures see it
     two = _uniform(problem, 2)
     assert label_free(two) > 20.0 and labelled(two) > 20.0
+
+
+def test_selection_sample_reads_more_of_a_folder_and_thins_a_large_set(problem: PlanProblem, tmp_path: Path) -> None:
+    from PIL import Image
+
+    x = data.calibration(40)
+    for i, frame in enumerate(x):
+        Image.fromarray(np.round(frame[..., 0] * 255).astype(np.uint8), "L").save(tmp_path / f"{i:03d}.png")
+    shape = problem.graph.tensors[problem.graph.inputs[0]].shape
+    calib = load_dataset(tmp_path, shape)  # what the sensitivities are measured on: the default 32 images
+    assert len(calib.x) == 32 < SELECTION_SAMPLES
+    judged = make_label_free_evaluator(problem, calib)
+    assert len(judged.x) == 40 and "on 40 calibration samples" in judged.measure
+    np.testing.assert_allclose(judged.x, x, atol=0.6 / 255)
+    # more frames than asked for: evenly spread over all of them, first and last included, labels kept alongside
+    many = Dataset(x, np.arange(40), "digits train[:40]")
+    thin = selection_sample(problem.graph, many, samples=10)
+    assert len(thin.x) == 10 and thin.y is not None and thin.y[0] == 0 and thin.y[-1] == 39
+    assert np.all(np.diff(thin.y) >= 4) and "10 of 40" in thin.origin
+    np.testing.assert_array_equal(thin.x, x[thin.y])
+    assert selection_sample(problem.graph, many, samples=40) is many
 
 
 def test_agreement_is_task_aware() -> None:
