@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-SETUP_HASH := $(shell cat requirements.txt requirements-nodeps.txt pyproject.toml host_tools/setup_system.sh 2>/dev/null | sha256sum | cut -c1-16)
+SETUP_HASH := $(shell cat requirements.txt requirements-nodeps.txt requirements-test-nodeps.txt pyproject.toml host_tools/setup_system.sh 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.setup-$(SETUP_HASH)
 DEMO_DIR ?= out/demo
 
@@ -17,6 +17,7 @@ $(STAMP):
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q --no-deps -r requirements-test-nodeps.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(VENV)/bin/splitsdk toolchain install --no-progress cortex-a7 host
 	rm -f $(VENV)/.setup-*

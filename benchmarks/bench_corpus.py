@@ -38,6 +38,18 @@ CALIB_SAMPLES = 16
 STAGES = ("imported", "planned", "converted", "recomposed")
 
 
+# model -> why it cannot pass today, one line (the table lists these under the failures it expects)
+_SIZE_TERMS = ("edge.tflite below 0.95 x the plan's prediction: the target's model-file terms (24.7 B per output "
+               "channel, 468 B per weighted layer) overcount a net of many narrow 1x1 convs (planner's size model)")
+EXPECTED_FAILURES: dict[str, str] = {
+    "MobileNetV3Small": _SIZE_TERMS,
+    "MobileNetV3Large": _SIZE_TERMS,
+    "NASNetMobile": ("edge.tflite 1.06 x the plan's prediction: each SeparableConv2D is two TFLite ops (depthwise with "
+                     "its own int32 bias and per-channel parameters, then 1x1) but is priced as one layer record with "
+                     "the 1x1's channels only (planner's size model)"),
+}
+
+
 class CorpusCheckFailed(Exception):
     """A chain stage ran but its result broke the corpus's check (bound, size)."""
 
@@ -101,10 +113,30 @@ ONNX_MODELS: dict[str, Callable[[Path], Path]] = {"chain": onnx_zoo.chain, "resi
                                                   **onnx_zoo.CORPUS}
 
 
+# keras.applications architectures also run as ONNX exported by tf2onnx (a real exporter's graph: NHWC input,
+# BN as Mul/Add, depthwise weights reshaped), at the same input and width as their Keras runs
+TF2ONNX_MODELS = ("MobileNetV2", "ResNet50", "EfficientNetB0")
+
+
+def export_tf2onnx(arch: str, path: Path, **kwargs: Any) -> Path:
+    """`arch` (as keras_model builds it) exported to ONNX with tf2onnx's from_keras, batch 1, opset 17 (its
+    from_function leaves a Normalization layer's mean and variance as extra graph inputs)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    model = keras_model(arch, **kwargs)
+    spec = (tf.TensorSpec((1, *model.input_shape[1:]), tf.float32, name="input"),)
+    tf2onnx.convert.from_keras(model, input_signature=spec, opset=17, output_path=str(path))
+    return path
+
+
 def model_file(name: str, work: Path, **kwargs: Any) -> Path:
-    """The model file for a corpus name: `onnx:<zoo name>` or a keras.applications architecture."""
+    """The model file for a corpus name: `onnx:<zoo name>`, `tf2onnx:<architecture>` or a keras.applications
+    architecture."""
     if name.startswith("onnx:"):
         return ONNX_MODELS[name.removeprefix("onnx:")](work / f"{name.removeprefix('onnx:')}.onnx")
+    if name.startswith("tf2onnx:"):
+        return export_tf2onnx(name.removeprefix("tf2onnx:"), work / f"{name.removeprefix('tf2onnx:')}.onnx", **kwargs)
     return build_keras(name, work / f"{name}.keras", **kwargs)
 
 
@@ -210,6 +242,13 @@ def table(outcomes: list[Outcome], not_run: list[str]) -> str:
     lines = ["| model | imported | planned | converted | recomposed | size ratio | failure |",
              "|---|---|---|---|---|---|---|", *(o.row() for o in outcomes)]
     lines += [f"| {n} | not run | | | | | time budget spent |" for n in not_run]
+    expected = [o.model for o in outcomes if o.reason and o.model in EXPECTED_FAILURES]
+    if expected:
+        lines += ["", "Expected failures (why they cannot pass today):", "",
+                  *(f"- {m}: {EXPECTED_FAILURES[m]}" for m in expected)]
+    unexpected = [o.model for o in outcomes if o.reason and o.model not in EXPECTED_FAILURES]
+    if unexpected:
+        lines += ["", f"Unexpected failures: {', '.join(unexpected)}"]
     return "\n".join(lines)
 
 
@@ -217,7 +256,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget-s", type=float, default=1200.0)
     ap.add_argument("--model-timeout-s", type=float, default=240.0)
-    ap.add_argument("--models", default="", help="comma-separated (onnx:<name> for the ONNX zoo); default all")
+    ap.add_argument("--size-timeout-s", type=float, default=600.0, help="for the pass that orders the models")
+    ap.add_argument("--models", default="", help="comma-separated (onnx:<name> for the ONNX zoo, tf2onnx:<arch> "
+                                                 "for an architecture exported by tf2onnx); default all")
     ap.add_argument("--out", type=Path, default=None, help="write the markdown table here too")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--size", help=argparse.SUPPRESS)
@@ -235,9 +276,10 @@ def main() -> None:
         names = args.models.split(",")
     else:
         archs = keras_architectures()
-        counts = parameter_counts(archs, min(120.0, args.budget_s / 8))
-        archs.sort(key=lambda a: (a not in counts, counts.get(a, 0), a))
+        counts = parameter_counts(archs, args.size_timeout_s)
         print(f"sizes: {counts}", file=sys.stderr)
+        archs += [f"tf2onnx:{a}" for a in TF2ONNX_MODELS]
+        archs.sort(key=lambda a: (a.split(":")[-1] not in counts, counts.get(a.split(":")[-1], 0), a))
         names = [f"onnx:{n}" for n in ONNX_MODELS] + archs
     outcomes: list[Outcome] = []
     not_run: list[str] = []

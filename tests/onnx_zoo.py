@@ -158,5 +158,23 @@ def two_branch(path: Path) -> Path:
                  extra_outputs=(("a_vec", (10,)),))
 
 
+def softmax_head(path: Path) -> Path:
+    """conv -> GAP -> a small-weight Gemm -> Softmax over 10 classes: outputs all near 0.1 (an untrained classifier),
+    a range far narrower than the int8 softmax's 1/256 steps."""
+    from onnx import helper
+
+    r = np.random.default_rng(5)
+    inits = {"w1": r.normal(size=(4, 3, 3, 3)) * 0.3, "wf": r.normal(size=(4, 10)) * 0.01, "bf": np.zeros(10)}
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("GlobalAveragePool", ["r1"], ["pool"], name="gap"),
+        helper.make_node("Flatten", ["pool"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "wf", "bf"], ["logits"], name="fc"),
+        helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=-1),
+    ]
+    return _save(nodes, inits, ("x", (3, 8, 8)), ("probs", (10,)), path, "softmax_head")
+
+
 CORPUS = {"dynamic_batch": dynamic_batch, "tf2onnx_nhwc": tf2onnx_nhwc, "paddle_constants": paddle_constants,
-          "two_branch": two_branch}
+          "two_branch": two_branch, "softmax_head": softmax_head}

@@ -156,6 +156,7 @@ def simulated_onnx(
     shows on `calib` (the runtime's fixed ranges for softmax, sigmoid, tanh), then each sent tensor on its
     b-bit grid; the cloud half in float. Returns x -> the model's outputs (channels-last)."""
     from splitsdk.plan.onnx_accuracy import Grid, fake_quant_model, run_fake_quant
+    from splitsdk.quant.grid import fake_quantize
     from splitsdk.quant.sensitivity import activation_runner
 
     produced = {graph.layer(n).outputs[0]: n for n in edge_layers}
@@ -167,8 +168,12 @@ def simulated_onnx(
         if widths[n] < 32:
             lo, hi = FIXED_RANGES.get(_activation(graph, n) or "", ranges[t])
             grids[t] = [Grid(lo, hi, widths[n], symmetric=widths[n] == 16)]
-    for t, b in zip(crossing, crossing_bits, strict=True):
-        grids[t] = [*grids.get(t, []), Grid(*ranges[t], b)]
+    for t, b in zip(crossing, crossing_bits, strict=True):  # over the range of its values as the edge rounds them
+        lo, hi = ranges[t]
+        if grids.get(t):  # e.g. a softmax's 1/256 steps: a range from the float values would undo them
+            g = grids[t][-1]
+            lo, hi = (float(fake_quantize(v, g.lo, g.hi, g.bits, g.symmetric)) for v in (lo, hi))
+        grids[t] = [*grids.get(t, []), Grid(lo, hi, b)]
     proto = fake_quant_model(graph, {n: weight_bits.get(n, 8) for n in edge_layers if graph.layer(n).quantizable},
                              grids, container=True)
     return lambda x: run_fake_quant(graph, proto, x, list(graph.outputs))
