@@ -4,26 +4,13 @@ A model listed in EXPECTED_FAILURES must really fail with its reason, so the tab
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from benchmark_module import load_benchmark
 
-
-def _bench() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_corpus.py"
-    spec = importlib.util.spec_from_file_location("bench_corpus", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+bench = load_benchmark("bench_corpus")
 
 # keras.applications at 32x32 (the narrowest width each offers; MobileNetV2 as tf2onnx exports it), and two ONNX
 # exporters' shapes. The rest of keras.applications runs in benchmarks/bench_corpus.py (minutes each here).

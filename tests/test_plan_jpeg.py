@@ -7,13 +7,11 @@ target's sysroot, run under qemu-arm, writes JPEGs of Pillow's size for the same
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from benchmark_module import load_benchmark
 
 from splitsdk.errors import DataError, PlanError
 from splitsdk.examples.digits import data, weights_path
@@ -25,16 +23,6 @@ from splitsdk.target import load_target
 import model_zoo
 
 FRAMES = 24
-
-
-def _bench() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_jpeg.py"
-    spec = importlib.util.spec_from_file_location("bench_jpeg", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +102,7 @@ def test_labels_must_match_the_frames(digits: LayerGraph, frames: tuple[np.ndarr
 def test_the_targets_libjpeg_turbo_under_qemu_writes_pillows_size(tmp_path: Path) -> None:
     from splitsdk.examples.lpr import data as lpr
 
-    bench = _bench()
+    bench = load_benchmark("bench_jpeg")
     enc = bench.build_encoder(load_target("cortex-a7"), tmp_path)
     frames = {"rgb": lpr.generate(2, 1)[0], "grey": to_pixels(data.load("test")[0][:1])}
     for name, pixels in frames.items():

@@ -7,13 +7,11 @@ bisection, and the previous Algorithm 1 (`reference_candidate_list` in benchmark
 
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from benchmark_module import load_benchmark
 
 from splitsdk.plan.autosplit import candidate_list, potential_splits
 from splitsdk.plan.lagrangian import HullTable, first_fit, first_fits, lower_hull
@@ -27,15 +25,6 @@ WIDE = [4, 8, 16]
 MODEL_FILE = ModelFile(per_channel_bytes=25.0, per_weighted_layer_bytes=40.0, per_layer_bytes=20.0,
                        per_output_bytes=30.0, base_bytes=100.0, per_conversion_bytes=64.0, wide_bias_bytes=4.0)
 SEEDS = range(16)
-
-
-def _reference() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_planner_speed.py"
-    spec = importlib.util.spec_from_file_location("bench_planner_speed", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _problem(seed: int, model_file: ModelFile | None = None, packed: bool = True) -> PlanProblem:
@@ -91,7 +80,7 @@ def test_evaluate_positions_equals_evaluate(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_candidate_list_equals_the_previous_implementation(seed: int) -> None:
-    ref = _reference()
+    ref = load_benchmark("bench_planner_speed")
     for model_file in (None, MODEL_FILE):
         new_p, old_p = _problem(seed, model_file, seed % 3 != 0), _problem(seed, model_file, seed % 3 != 0)
         assert potential_splits(new_p) == ref.reference_potential_splits(old_p)

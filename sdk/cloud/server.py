@@ -134,14 +134,8 @@ class Receiver:
                 f"{bundle.root}: a multi-split bundle is served with [engine] kind = \"local\" (one Ray Serve "
                 "application per bundle holds one cloud half)"
             )
-        self.members = {
-            k: Member(
-                bundle.member(k),
-                runner if runner is not None else engine_runner(bundle.member(k), config),
-                BatchTensors([c.shape for c in bundle.member(k).crossing], config.batching.max_batch),
-            )
-            for k in bundle.split_indices
-        }  # one cloud half per split; frames are batched per split
+        # one cloud half per split; frames are batched per split
+        self.members = {k: self._member(bundle.member(k), runner) for k in bundle.split_indices}
         self._multi = bool(bundle.manifest.splits)
         self._post = strict_json(resolve(bundle.postprocess))  # a NaN score is refused, never stored
         self._store: ResultStore = UnopenedStore(config.db)  # opened by start(), once the ports are bound
@@ -165,6 +159,11 @@ class Receiver:
         self.metrics_port = 0
 
     # ---- the batch thread: model -> post-process -> store, one transaction per batch ----
+
+    def _member(self, member: Bundle, runner: Runner | None) -> Member:
+        """A split's single-split view with its cloud half (`runner` when given) and batch buffers."""
+        run = runner if runner is not None else engine_runner(member, self.config)
+        return Member(member, run, BatchTensors([c.shape for c in member.crossing], self.config.batching.max_batch))
 
     def _on_batch(self, size: int, waits: list[float]) -> None:
         self.metrics.batches.inc()

@@ -34,20 +34,21 @@ from splitsdk.convert.convert import (
     _check_plan_against,
     _plan_file,
     _precision_record,
+    calibration_and_held_out,
     is_mixed,
     layer_precisions,
+    manifest_crossing,
 )
 from splitsdk.convert.keras_io import save_keras_deterministic
 from splitsdk.convert.split import _safe, cloud_model, edge_model, fake_quantize_weights
 from splitsdk.convert.tflite import to_int8_tflite
-from splitsdk.convert.verify import _mse, full_model_outputs, held_out_split, simulate, simulated_edge
+from splitsdk.convert.verify import _mse, full_model_outputs, simulate, simulated_edge
 from splitsdk.errors import ConvertError
 from splitsdk.graph import LayerGraph, load_graph
 from splitsdk.graph.keras_import import call_outputs
 from splitsdk.outputs import check_replaceable, replace_dir
 from splitsdk.plan.adaptive import SetMember, SplitSet
 from splitsdk.plan.schema import Plan
-from splitsdk.quant import load_dataset
 from splitsdk.runtime import bind_inputs, interpreter, io_details, match_outputs
 from splitsdk.wire.bundle import (
     DEFAULT_POSTPROCESS,
@@ -55,14 +56,11 @@ from splitsdk.wire.bundle import (
     Bundle,
     InputSpec,
     Manifest,
-    ManifestCrossing,
     ManifestSegment,
     ManifestSplit,
     load_bundle,
-    wire_quant_params,
     write_manifest,
 )
-from splitsdk.wire.packing import build_lut
 
 RECOMPOSE_FACTOR = 4.0  # a member's output MSE may be this many times its float simulation's (int8 kernels,
 RECOMPOSE_FLOOR = 1e-5  # and the requantisation between segments, add to it) plus this floor
@@ -167,8 +165,7 @@ def convert_split_set(
     want = layer_precisions(dataclasses.replace(plan, solution=deep_sol), graph, "split set")
     if is_mixed(want):
         raise ConvertError("split set: layers that run at other than int8 are not converted into a chain yet")
-    loaded = load_dataset(calib, graph.tensors[graph.inputs[0]].shape, samples=samples + min(samples, 32))
-    data, held_out = held_out_split(loaded, samples)
+    data, held_out = calibration_and_held_out(calib, graph, samples)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -246,14 +243,7 @@ def _write_chain(
         wire = []
         for t, idx in zip(cut.crossing, order, strict=True):
             o = tfl_outs[idx]
-            b = min(bits.get(t, EDGE_CONTAINER_BITS), EDGE_CONTAINER_BITS)
-            scale, zp = wire_quant_params(o.scale, o.zero_point, b)
-            wire.append(ManifestCrossing(
-                tensor=t, shape=tuple(o.shape), edge_scale=float(o.scale), edge_zero_point=int(o.zero_point), bits=b,
-                scale=scale, zero_point=int(zp),
-                lut=tuple(int(v) for v in build_lut(o.scale, o.zero_point, scale, zp, b)), edge_output=int(o.index),
-                codec=codec,
-            ))
+            wire.append(manifest_crossing(t, o, min(bits.get(t, EDGE_CONTAINER_BITS), EDGE_CONTAINER_BITS), codec))
         segments = (segment,) if cut.k == 0 else (*chain, segment)
         if cut.k > 0:
             chain.append(segment)

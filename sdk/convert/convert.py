@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,9 +41,9 @@ from splitsdk.graph.keras_import import call_outputs
 from splitsdk.outputs import check_replaceable, replace_dir
 from splitsdk.plan.schema import Plan, Solution, load_plan, plan_text
 from splitsdk.profile.types import FLOAT_BITS
-from splitsdk.quant import load_dataset
+from splitsdk.quant import Dataset, load_dataset
 from splitsdk.quant.sensitivity import activation_runner
-from splitsdk.runtime import io_details, match_outputs, tensor_key
+from splitsdk.runtime import TensorQuant, io_details, match_outputs, tensor_key
 from splitsdk.target import load_target
 from splitsdk.wire.bundle import (
     DEFAULT_POSTPROCESS,
@@ -253,6 +253,26 @@ def is_mixed(want: dict[str, Precision]) -> bool:
     return any(p.name != "int8" for p in want.values())
 
 
+def manifest_crossing(tensor: str, out: TensorQuant, bits: int, codec: Literal["none", "zstd"]) -> ManifestCrossing:
+    """A crossing as deployed: the edge model output `out` (its int8 quantisation), the b-bit wire grid over its
+    range and the LUT between them."""
+    scale, zp = wire_quant_params(out.scale, out.zero_point, bits)
+    return ManifestCrossing(
+        tensor=tensor, shape=tuple(out.shape), edge_scale=float(out.scale), edge_zero_point=int(out.zero_point),
+        bits=bits, scale=scale, zero_point=int(zp),
+        lut=tuple(int(v) for v in build_lut(out.scale, out.zero_point, scale, zp, bits)),
+        edge_output=int(out.index), codec=codec,
+    )
+
+
+def calibration_and_held_out(
+    calib: str | Path | None, graph: LayerGraph, samples: int
+) -> tuple[Dataset, Dataset | None]:
+    """`samples` calibration samples and others to verify on (random inputs: as many again, up to 32)."""
+    loaded = load_dataset(calib, graph.tensors[graph.inputs[0]].shape, samples=samples + min(samples, 32))
+    return held_out_split(loaded, samples)
+
+
 def _precision_record(
     sol: Solution, want: dict[str, Precision], executed: dict[str, Precision] | None, emulated: list[str]
 ) -> PrecisionRecord:
@@ -301,9 +321,7 @@ def convert_plan(
     want = layer_precisions(plan, graph, src)
     if len(graph.inputs) != 1:
         raise ConvertError(f"{model}: bundles are made for single-input camera models")
-    # calibrate on `samples` samples, verify on others (random inputs: as many again, up to 32)
-    loaded = load_dataset(calib, graph.tensors[graph.inputs[0]].shape, samples=samples + min(samples, 32))
-    data, held_out = held_out_split(loaded, samples)
+    data, held_out = calibration_and_held_out(calib, graph, samples)
 
     sol = plan.solution
     crossing = [c.tensor for c in sol.crossing] if sol.kind != "EDGE_ONLY" else list(graph.outputs)
@@ -320,15 +338,9 @@ def convert_plan(
     outs = [tfl_outs[i] for i in order]
     emulated = halves.emulated
 
-    wire = []
-    for t, o in zip(crossing, outs, strict=True):
-        b = bits.get(t, EDGE_CONTAINER_BITS)  # the plan's crossing bits are 1..8 (load_plan refuses more)
-        scale, zp = wire_quant_params(o.scale, o.zero_point, b)
-        wire.append(ManifestCrossing(
-            tensor=t, shape=tuple(o.shape), edge_scale=float(o.scale), edge_zero_point=int(o.zero_point), bits=b,
-            scale=scale, zero_point=int(zp), lut=tuple(int(v) for v in build_lut(o.scale, o.zero_point, scale, zp, b)),
-            edge_output=int(o.index), codec=codecs.get(t, "none"),
-        ))
+    # the plan's crossing bits are 1..8 (load_plan refuses more)
+    wire = [manifest_crossing(t, o, bits.get(t, EDGE_CONTAINER_BITS), codecs.get(t, "none"))
+            for t, o in zip(crossing, outs, strict=True)]
     precision = _precision_record(sol, want, halves.executed, emulated)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

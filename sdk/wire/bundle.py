@@ -176,6 +176,12 @@ class Bundle:
         """The splits a FRAME may name: the members' of a multi-split bundle, else (0,)."""
         return tuple(s.split for s in self.manifest.splits) or (0,)
 
+    def check_split(self, split: int) -> int:
+        """`split` when a FRAME may name it; else a BundleError naming the bundle and its splits."""
+        if split not in self.split_indices:
+            raise BundleError(f"{self.root}: no split {split} (it has {list(self.split_indices)})")
+        return split
+
     def segments(self, split: int) -> tuple[ManifestSegment, ...]:
         """The edge models the camera runs for `split`, in order (a single-split bundle: its edge model).
         KeyError: no such member."""

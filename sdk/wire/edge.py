@@ -118,10 +118,7 @@ class EdgeChain:
     def run(self, image: np.ndarray, split: int = 0) -> list[np.ndarray]:
         from splitsdk.runtime import to_input
 
-        try:
-            segments = self.bundle.segments(split)
-        except KeyError:
-            raise BundleError(f"{self.bundle.root}: no split {split} (it has {self.bundle.split_indices})") from None
+        segments = self.bundle.segments(self.bundle.check_split(split))
         values: list[np.ndarray] = []
         previous: tuple[ManifestCrossing, ...] = ()
         for n, seg in enumerate(segments):
@@ -156,9 +153,8 @@ class EdgeClient:
         split: int | None = None,
     ) -> None:
         self.bundle = bundle
-        self.split = bundle.split_indices[-1] if split is None else split  # a multi-split bundle: the deepest
-        if self.split not in bundle.split_indices:
-            raise BundleError(f"{bundle.root}: no split {self.split} (it has {list(bundle.split_indices)})")
+        # a multi-split bundle: the deepest unless told
+        self.split = bundle.split_indices[-1] if split is None else bundle.check_split(split)
         self.model = EdgeChain(bundle)
         self.client = WireClient(host, port, tls)
         self.client.hello(device_id, bundle.plan_sha256)
@@ -305,8 +301,8 @@ class AdaptiveCamera:
         self.bundle, self.switching, self.pace, self.forced = bundle, switching, pace, split
         records = {s.split: s for s in bundle.manifest.splits}
         self.splits = bundle.split_indices
-        if split is not None and split not in self.splits:
-            raise BundleError(f"{bundle.root}: no split {split} (it has {list(self.splits)})")
+        if split is not None:
+            bundle.check_split(split)
         self.edge_ms = {k: (records[k].edge_ms or 0.0) if k in records else 0.0 for k in self.splits}
         self.cloud_ms = {k: (records[k].cloud_ms or 0.0) if k in records else 0.0 for k in self.splits}
         self.nbytes = {k: bundle.member(k).wire_bytes for k in self.splits}
