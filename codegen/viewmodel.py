@@ -81,7 +81,7 @@ class CrossingView:
     @property
     def codec_enum(self) -> str:
         """The C enumerator of the crossing's wire codec (splitframe.h `sp_codec`)."""
-        return {"none": "SP_CODEC_NONE", "zstd": "SP_CODEC_ZSTD"}[self.spec.codec]
+        return {"none": "SP_CODEC_NONE", "zstd": "SP_CODEC_ZSTD", "jpeg": "SP_CODEC_JPEG"}[self.spec.codec]
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,21 @@ class EdgeApp:
     def max_crossing(self) -> int:
         """The most tensors one frame sends (a multi-split bundle: over its members)."""
         return max((len(s.crossing) for s in self.splits), default=len(self.crossing))
+
+    @property
+    def jpeg_quality(self) -> int | None:
+        """CLOUD-ONLY+JPEG (the one crossing is the frame, codec jpeg): the quality the app encodes it at."""
+        c = self.crossing
+        return c[0].spec.jpeg_quality if len(c) == 1 and c[0].spec.codec == "jpeg" and not self.splits else None
+
+    @property
+    def input_scale_repr(self) -> str:
+        """The input scale as a C double literal (the exact value the receiver and Python use)."""
+        return repr(float(self.input_scale))
+
+    @property
+    def input_offset_repr(self) -> str:
+        return repr(float(self.input_offset))
 
     @property
     def plan_hash_bytes(self) -> list[int]:

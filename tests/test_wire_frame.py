@@ -32,6 +32,9 @@ def tensors(draw: st.DrawFn) -> WireTensor:
         n *= d
     size = (n * bits + 7) // 8 if kind == TensorKind.PACKED else n * bits // 8
     codec = draw(st.sampled_from(list(Codec)))
+    if codec == Codec.JPEG:  # an image's pixels: PACKED 8-bit, dims H, W, C with C 1 or 3
+        kind, bits = TensorKind.PACKED, 8
+        dims = (draw(st.integers(1, 7)), draw(st.integers(1, 7)), draw(st.sampled_from([1, 3])))
     # a compressed payload is any non-empty bytes to the frame codec (splitcodec checks its content)
     sizes = (size, size) if codec == Codec.NONE else (1, 40)
     payload = draw(st.binary(min_size=sizes[0], max_size=sizes[1]))
@@ -128,7 +131,7 @@ T0 = 32
         (lambda d: b"XXXX" + d[4:], DecodeStatus.MAGIC),
         (lambda d: _set(d, 4, b"\x03"), DecodeStatus.VERSION),
         (lambda d: _set(d, 4, b"\x00"), DecodeStatus.VERSION),
-        (lambda d: _set(d, T0 + 3, b"\x02"), DecodeStatus.CODEC),
+        (lambda d: _set(d, T0 + 3, b"\x03"), DecodeStatus.CODEC),
         (lambda d: _set(_set(d, T0 + 3, b"\x01"), T0 + 24, bytes(4)), DecodeStatus.PAYLOAD),  # empty zstd
         (lambda d: d[:5] + b"\x09" + d[6:], DecodeStatus.TYPE),
         (lambda d: d[:-1] + bytes([d[-1] ^ 1]), DecodeStatus.CRC),

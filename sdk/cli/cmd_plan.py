@@ -88,6 +88,11 @@ def register(sub: Any) -> None:
         "--jpeg", default="95,75,50",
         help="JPEG qualities of the CLOUD-ONLY+JPEG baselines, measured on the data (default 95,75,50; none: off)",
     )
+    p.add_argument(
+        "--no-jpeg-solution", dest="jpeg_solution", action="store_false",
+        help="keep CLOUD-ONLY+JPEG among the baselines only (by default, with --max-accuracy-drop, the fastest "
+             "JPEG quality within it becomes the solution when it beats the chosen split)",
+    )
     p.add_argument("-o", "--output", required=True, help="where to write plan.json")
     p.add_argument("--json", action="store_true", help="print the plan as JSON instead of tables")
     p.set_defaults(func=run)
@@ -134,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             jpeg=jpeg,
             uplink=uplink,
             max_splits=args.max_splits,
+            jpeg_solution=args.jpeg_solution,
         )
     save_plan(plan, args.output)
     for note in plan.selection.notes:
@@ -223,7 +229,8 @@ def print_plan(plan: Plan) -> None:
             f"edge memory {p.edge_weight_bytes:,} B weights + {p.peak_activation_bytes:,} B activations"
         )
     for c in s.crossing:
-        ratio = "" if c.compressed_ratio is None else f" (zstd ratio {c.compressed_ratio:.3f}, measured)"
+        ratio = "" if c.compressed_ratio is None else f" ({c.codec} ratio {c.compressed_ratio:.3f}, measured)"
+        ratio += "" if c.jpeg_quality is None else f" at quality {c.jpeg_quality}"
         console.print(f"  sends {c.tensor} {list(c.shape)} at {c.bits} bits, codec {c.codec}{ratio}")
     t = plan.traffic
     if t is not None:

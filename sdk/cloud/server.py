@@ -39,6 +39,7 @@ from splitsdk.cloud.validation import (
     check_device_id,
     check_split,
     decompressed,
+    jpeg_input,
     parse_stats,
     require_finite,
     strict_json,
@@ -267,10 +268,18 @@ class Receiver:
                     f"tensor {i} ({c.tensor}): got {t.kind.name} {t.bits}-bit {t.dims}, expected "
                     f"PACKED {c.bits}-bit {c.shape}",
                 )
+            jpeg = t.codec == wire.Codec.JPEG
+            if jpeg and c.codec != "jpeg":
+                raise ProtocolViolation(
+                    ErrorCode.TENSOR_MISMATCH, f"tensor {i} ({c.tensor}): a JPEG, but the bundle sends it {c.codec}"
+                )
             self.metrics.tensor_bytes.inc(len(t.payload), form="wire")
             t = decompressed(t, i, c)  # after the dims check: the bundle's shape bounds the size
             self.metrics.tensor_bytes.inc(len(t.payload), form="raw")
-            inputs.append(PackedInput.of(t) if t.kind == TensorKind.PACKED else wire.tensor_to_float(t, c.shape))
+            if jpeg:  # the frame's pixels, mapped to the model input as the edge app maps them
+                inputs.append(jpeg_input(t, self.bundle.input))
+            else:
+                inputs.append(PackedInput.of(t) if t.kind == TensorKind.PACKED else wire.tensor_to_float(t, c.shape))
         # packed codes are finite when their extreme codes are: nothing is dequantised on the event loop
         require_finite([x.extremes() if isinstance(x, PackedInput) else x for x in inputs], crossing)
         return Job(device_id, msg.seq, msg.timestamp_us, inputs, msg.split)

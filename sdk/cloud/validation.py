@@ -8,7 +8,10 @@
 - A FRAME must be for a split the receiver serves (`check_split`: 0 for a single-split bundle, a
   multi-split bundle's members), and a
   compressed tensor must decompress to exactly the size its checked dims and bits imply
-  (`decompressed`: bounded, so a decompression bomb is refused before anything larger is allocated).
+  (`decompressed`: bounded, so a decompression bomb is refused before anything larger is allocated); a
+  JPEG frame (codec JPEG, a CLOUD_ONLY bundle that sends the frame as a JPEG) must declare exactly the
+  crossing's height, width and channels in its header, baseline, before a pixel is decoded, and decode
+  cleanly (`decompressed` again); its pixels reach the model as the edge app maps them (`jpeg_input`).
 - A FRAME's tensors must hold finite values once dequantised (a float32 payload may carry NaN or Inf,
   a huge scale may produce them): `require_finite`.
 - A RESULT body is strict JSON (no NaN/Infinity): `strict_json` wraps the post-processing hook.
@@ -27,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from splitsdk.wire import ErrorCode, FrameError, WireTensor, inflate
-from splitsdk.wire.bundle import ManifestCrossing
+from splitsdk.wire.bundle import InputSpec, ManifestCrossing
+from splitsdk.wire.compression import from_pixels
 
 DEVICE_ID_MAX_CHARS = 64  # ub-common-name of X.509: with TLS the device id is the certificate's CN
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -114,13 +118,21 @@ def check_split(split: int, served: Sequence[int] = (0,)) -> None:
 
 
 def decompressed(tensor: WireTensor, index: int, crossing: ManifestCrossing) -> WireTensor:
-    """`tensor` uncompressed: a zstd payload decompressed into exactly the bytes its dims and bits imply
-    (the caller has checked them against the crossing, which bounds the size); a payload that declares
-    or holds anything else is refused (BAD_FRAME) naming the tensor."""
+    """`tensor` uncompressed: a zstd payload decompressed into exactly the bytes its dims and bits imply, a
+    JPEG decoded into exactly its dims' pixels (the caller has checked them against the crossing, which
+    bounds the size); a payload that declares or holds anything else is refused (BAD_FRAME) naming the
+    tensor."""
     try:
         return inflate(tensor)
     except FrameError as exc:
         raise ProtocolViolation(ErrorCode.BAD_FRAME, f"bad frame: tensor {index} ({crossing.tensor}): {exc}") from None
+
+
+def jpeg_input(tensor: WireTensor, spec: InputSpec) -> np.ndarray:
+    """A decoded JPEG frame's pixels (`decompressed`: checked against the crossing's dims) as the model input,
+    mapped as the edge app maps its pixels (real = pixel * scale + offset, the bundle's input)."""
+    pixels = np.frombuffer(tensor.payload, dtype=np.uint8).reshape(tensor.dims[-3:])
+    return from_pixels(pixels, spec.scale, spec.offset)
 
 
 def require_finite(inputs: Sequence[np.ndarray], crossing: Sequence[ManifestCrossing]) -> None:

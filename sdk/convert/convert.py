@@ -253,15 +253,16 @@ def is_mixed(want: dict[str, Precision]) -> bool:
     return any(p.name != "int8" for p in want.values())
 
 
-def manifest_crossing(tensor: str, out: TensorQuant, bits: int, codec: Literal["none", "zstd"]) -> ManifestCrossing:
+def manifest_crossing(tensor: str, out: TensorQuant, bits: int, codec: Literal["none", "zstd", "jpeg"],
+                      jpeg_quality: int | None = None) -> ManifestCrossing:
     """A crossing as deployed: the edge model output `out` (its int8 quantisation), the b-bit wire grid over its
-    range and the LUT between them."""
+    range and the LUT between them; `jpeg_quality` with codec "jpeg" (the frame sent as a JPEG)."""
     scale, zp = wire_quant_params(out.scale, out.zero_point, bits)
     return ManifestCrossing(
         tensor=tensor, shape=tuple(out.shape), edge_scale=float(out.scale), edge_zero_point=int(out.zero_point),
         bits=bits, scale=scale, zero_point=int(zp),
         lut=tuple(int(v) for v in build_lut(out.scale, out.zero_point, scale, zp, bits)),
-        edge_output=int(out.index), codec=codec,
+        edge_output=int(out.index), codec=codec, jpeg_quality=jpeg_quality,
     )
 
 
@@ -327,6 +328,7 @@ def convert_plan(
     crossing = [c.tensor for c in sol.crossing] if sol.kind != "EDGE_ONLY" else list(graph.outputs)
     bits = {c.tensor: c.bits for c in sol.crossing}
     codecs = {c.tensor: c.codec for c in sol.crossing}  # each crossing's wire codec, as planned
+    qualities = {c.tensor: c.jpeg_quality for c in sol.crossing}  # CLOUD-ONLY+JPEG: the frame's JPEG quality
 
     if graph.source_format == "onnx":
         halves = _onnx_halves(model, graph, sol, crossing, data.x, want)
@@ -339,7 +341,7 @@ def convert_plan(
     emulated = halves.emulated
 
     # the plan's crossing bits are 1..8 (load_plan refuses more)
-    wire = [manifest_crossing(t, o, bits.get(t, EDGE_CONTAINER_BITS), codecs.get(t, "none"))
+    wire = [manifest_crossing(t, o, bits.get(t, EDGE_CONTAINER_BITS), codecs.get(t, "none"), qualities.get(t))
             for t, o in zip(crossing, outs, strict=True)]
     precision = _precision_record(sol, want, halves.executed, emulated)
     out.parent.mkdir(parents=True, exist_ok=True)

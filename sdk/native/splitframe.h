@@ -25,7 +25,9 @@
  *           kind (u8: SP_KIND_*), bits (u8), rank (u8), codec (u8: SP_CODEC_*), scale (f32),
  *           zero point (i32), dims (u32 x rank), payload length (u32), payload. With SP_CODEC_ZSTD the
  *           payload is one zstd frame of the sp_payload_size() bytes kind/bits/dims imply, and the
- *           payload length is the compressed length (splitcodec.h decompresses it, bounded).
+ *           payload length is the compressed length (splitcodec.h decompresses it, bounded). With
+ *           SP_CODEC_JPEG (kind PACKED, bits 8, dims H, W, C with C 1 or 3) the payload is one baseline
+ *           JPEG of the uint8 pixels; the receiver decodes it, bounded by the dims.
  *   RESULT: status (u16), reserved (u16), result length (u32), result bytes
  *   ERROR : error code (u16), reserved (u16), message length (u32), message (UTF-8)
  *   STATS : code (u16, 0), reserved (u16), text length (u32), text (UTF-8 JSON: the edge app's
@@ -66,8 +68,9 @@ enum sp_msg_type { SP_MSG_HELLO = 1, SP_MSG_FRAME = 2, SP_MSG_RESULT = 3, SP_MSG
 /* How a tensor's payload is coded: b-bit packed codes (b in 1..8), or plain little-endian values. */
 enum sp_kind { SP_KIND_PACKED = 0, SP_KIND_INT = 1 /* bits 8, 16 or 32, signed */, SP_KIND_FLOAT = 2 /* 32 */ };
 
-/* How a tensor's payload is compressed on the wire (version 2): not at all, or one zstd frame. */
-enum sp_codec { SP_CODEC_NONE = 0, SP_CODEC_ZSTD = 1 };
+/* How a tensor's payload is coded on the wire (version 2): as it is, one zstd frame of it, or (a camera
+ * frame, CLOUD_ONLY) one baseline JPEG of the H x W x C uint8 pixels: kind PACKED, 8 bits, rank 3, C 1 or 3. */
+enum sp_codec { SP_CODEC_NONE = 0, SP_CODEC_ZSTD = 1, SP_CODEC_JPEG = 2 };
 
 typedef enum sp_status {
     SP_OK = 0,
@@ -89,7 +92,9 @@ typedef enum sp_status {
     SP_E_ARG = 16,     /* invalid argument (NULL pointer, bad field in a message to encode) */
     SP_E_CODEC = 17,   /* a tensor's codec is not one this reader knows */
     SP_E_INFLATE = 18, /* a compressed payload does not decompress to exactly the implied size */
-    SP_E_ZSTD = 19     /* a compressed payload is not one valid zstd frame (or compression failed) */
+    SP_E_ZSTD = 19,    /* a compressed payload is not one valid zstd frame (or compression failed) */
+    SP_E_JPEG = 20     /* a JPEG payload that is not one baseline JPEG of exactly the tensor's dims (the
+                          receiver's decoder reports it; the codec only checks kind, bits and rank) */
 } sp_status;
 
 typedef struct sp_limits {

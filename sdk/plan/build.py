@@ -174,6 +174,62 @@ def jpeg_baseline(problem: PlanProblem, option: JpegLike) -> Baseline:
                          + option.source)
 
 
+ORIGIN_JPEG = "cloud-only+jpeg"
+
+
+def jpeg_drop(option: JpegLike) -> float | None:
+    """A JPEG option's accuracy drop in points, as its baseline record states it: 100 - the label-free agreement
+    of the model on decoded vs raw frames (None: not measured). For top-1 it bounds the labelled drop."""
+    return None if option.agreement is None else 100.0 - option.agreement
+
+
+def jpeg_solution(problem: PlanProblem, options: Sequence[JpegLike], chosen: Candidate, max_drop: float | None,
+                  traffic: TrafficOptions | None) -> tuple[JpegLike, Baseline] | None:
+    """The CLOUD-ONLY+JPEG option that replaces `chosen` as the solution, if any: within `max_drop` (its
+    `jpeg_drop`; without an accuracy limit no lossy frame is chosen) and of lower modelled latency (with a frame
+    rate: within the loss limit and of lower mean latency including queueing); the fastest such option."""
+    if max_drop is None:
+        return None
+
+    def cost(ev: Evaluation) -> tuple[bool, float]:
+        if traffic is None:
+            return False, float(ev.total_ms)
+        loss, mean = loss_and_latency(traffic.arrivals, pipeline_stages(ev, traffic.capture_ms),
+                                      EDGE_QUEUE_CAPACITY(traffic.queue_depth))
+        return traffic.max_loss is not None and loss > traffic.max_loss, mean
+
+    best: tuple[JpegLike, Baseline] | None = None
+    best_cost = cost(chosen.evaluation)
+    for option in options:
+        drop = jpeg_drop(option)
+        if drop is None or drop > max_drop:
+            continue
+        b = jpeg_baseline(problem, option)
+        c = cost(b.evaluation)
+        if not c[0] and c < best_cost:
+            best, best_cost = (option, b), c
+    return best
+
+
+def _jpeg_solution_record(problem: PlanProblem, option: JpegLike, b: Baseline, chosen: Candidate,
+                          max_drop: float) -> Solution:
+    """The plan's solution for a CLOUD-ONLY+JPEG option: the model input crosses as the frame's JPEG."""
+    drop = jpeg_drop(option)
+    assert drop is not None
+    crossing = []
+    for x in problem.candidates[0].crossing:
+        raw = math.prod(x.shape)
+        crossing.append(PlannedCrossing(tensor=x.tensor, shape=tuple(x.shape), bits=8, producer=None, codec="jpeg",
+                                        compressed_ratio=option.mean_bytes / raw, jpeg_quality=option.quality))
+    reason = (f"{b.name}: the frame as a JPEG at quality {option.quality} ({option.mean_bytes:.0f} B, measured) is "
+              f"the fastest option within the accuracy limit: {b.evaluation.total_ms:.4g} ms modelled vs "
+              f"{chosen.evaluation.total_ms:.4g} ms for the best candidate (split {chosen.assignment.split_index}); "
+              f"accuracy drop {drop:.3g} points (label-free agreement on decoded frames) <= {max_drop:g}; "
+              f"{option.source}")
+    return Solution(kind=KIND_CLOUD, split_index=0, edge_layers=(), crossing=tuple(crossing), weight_bits={},
+                    activation_bits={}, predicted=predicted(b.evaluation, drop), reason=reason, origin=ORIGIN_JPEG)
+
+
 def kept_candidates(cands: list[Candidate], chosen: Candidate, measured: set[int]) -> list[int]:
     """Positions of the candidates plan.json stores: all of a short list; of a long one the Pareto
     front (latency vs error proxy), the fastest few, those measured, CLOUD-ONLY and the chosen one."""
@@ -296,6 +352,7 @@ def make_plan(
     compression: FeatureCompression | None = None,
     traffic: TrafficOptions | None = None,
     jpeg: Sequence[JpegLike] = (),
+    jpeg_as_solution: bool = True,
     uplink: Uplink | None = None,
     max_splits: int | None = None,
 ) -> Plan:
@@ -310,7 +367,9 @@ def make_plan(
     `exact`: "auto" (exhaustive or MILP by size), "milp", "exhaustive", or None to skip; it is
     skipped with measured accuracy, whose constraint no solver can see.
     `compression`, `traffic`: see the module's docstring. `jpeg`: measured JPEG options
-    (`splitsdk.plan.jpeg.jpeg_options`), each a CLOUD-ONLY+JPEG-Q<q> baseline.
+    (`splitsdk.plan.jpeg.jpeg_options`), each a CLOUD-ONLY+JPEG-Q<q> baseline and, unless `jpeg_as_solution`
+    is False, a solution option too: with an accuracy limit (`meta.max_accuracy_drop`), the fastest option within
+    it replaces the chosen candidate when its modelled latency is lower (`jpeg_solution`; not with `uplink`).
     `uplink`: a rate distribution (`splitsdk.plan.uplink`; `problem.link` is its representative rate, e.g.
     `representative_rate`): the plan also records the split set of at most `max_splits` splits over it
     (`splitsdk.plan.adaptive.plan_split_set`, on Algorithm 1's candidates, within `bound`). A single rate: none.
@@ -377,6 +436,15 @@ def make_plan(
     position = cands.index(sel.chosen)
     kept = kept_candidates(cands, sel.chosen, set(drops))
     reason = explain(problem, sel, cands, base, fits_somewhere=bool(potential_splits(problem)), bound=bound)
+    solution = _solution(problem, sel.chosen, drops.get(position), reason, compression)
+    use_jpeg = None
+    if jpeg and jpeg_as_solution and split_set is None:
+        use_jpeg = jpeg_solution(problem, jpeg, sel.chosen, meta.max_accuracy_drop, traffic)
+    if use_jpeg is not None:
+        assert meta.max_accuracy_drop is not None
+        solution = _jpeg_solution_record(problem, *use_jpeg, sel.chosen, meta.max_accuracy_drop)
+        notes = (*notes, f"the solution is {use_jpeg[1].name} (a JPEG option beat the chosen candidate, position "
+                         f"{position}); --no-jpeg-solution keeps JPEG among the baselines only")
     selection = SelectionRecord(
         criterion=sel.criterion,
         threshold=sel.threshold,
@@ -396,10 +464,11 @@ def make_plan(
             max_loss=traffic.max_loss,
             queue_depth=traffic.queue_depth,
             queue_frames=EDGE_QUEUE_CAPACITY(traffic.queue_depth),
-            solution=queues[id(sel.chosen)],
+            solution=queues[id(sel.chosen)] if use_jpeg is None else queue_record(traffic, use_jpeg[1].evaluation),
             candidates=tuple(queues[id(cands[i])] for i in kept),
             baselines={k: queue_record(traffic, b.evaluation) for k, b in base.items()},
-            notes=_traffic_notes(traffic, queues[id(sel.chosen)]),
+            notes=_traffic_notes(traffic, queues[id(sel.chosen)] if use_jpeg is None else
+                                 queue_record(traffic, use_jpeg[1].evaluation)),
         )
     return Plan(
         model=ModelRecord(meta.model_name, meta.model_sha256, meta.model_format),
@@ -409,7 +478,7 @@ def make_plan(
         link=LinkRecord(problem.link.uplink_mbps, problem.link.rtt_ms),
         constraints=ConstraintsRecord(problem.memory_bytes, meta.max_accuracy_drop, problem.max_error),
         selection=selection,
-        solution=_solution(problem, sel.chosen, drops.get(position), reason, compression),
+        solution=solution,
         candidates=tuple(kept_recs),
         baselines={k: _baseline_record(b, jpeg_of.get(k)) for k, b in base.items()},
         exact=exact_rec,
@@ -514,6 +583,7 @@ def _traffic_notes(traffic: TrafficOptions, chosen: QueueRecord) -> tuple[str, .
 
 
 __all__ = [
-    "DEFAULT_QUEUE_DEPTH", "ORIGIN_CLOUD", "FeatureCompression", "PlanMeta", "Progress", "TrafficOptions",
-    "crossing_codecs", "make_plan", "pipeline_stages", "predicted", "queue_record", "representative_rate",
+    "DEFAULT_QUEUE_DEPTH", "ORIGIN_CLOUD", "ORIGIN_JPEG", "FeatureCompression", "PlanMeta", "Progress",
+    "TrafficOptions", "crossing_codecs", "jpeg_drop", "jpeg_solution", "make_plan", "pipeline_stages", "predicted",
+    "queue_record", "representative_rate",
 ]

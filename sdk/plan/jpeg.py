@@ -27,6 +27,9 @@ import numpy as np
 from splitsdk.errors import DataError, PlanError
 from splitsdk.graph.model import LayerGraph
 from splitsdk.target import Target
+from splitsdk.wire.compression import JPEG_CHANNELS, encode_jpeg
+from splitsdk.wire.compression import from_pixels as wire_from_pixels
+from splitsdk.wire.compression import to_pixels as wire_to_pixels
 
 # The edge app's pixel mapping when convert is given none (convert_plan's defaults).
 DEFAULT_INPUT_SCALE = 1.0 / 255.0
@@ -35,9 +38,8 @@ DEFAULT_INPUT_OFFSET = 0.0
 # `jpeg_ns_per_pixel`: benchmarks/bench_jpeg.py, instructions per pixel of the cross-compiled encoder under
 # qemu-arm (mean over Q95/75/50 on the 128x256 licence-plate frames) at 900 MHz, assuming 1 instruction per cycle.
 FALLBACK_JPEG_NS_PER_PIXEL = 47.5
-SUBSAMPLING_420 = 2  # Pillow's code for 4:2:0
 PIXEL_SLACK = 0.5  # input values may round to the 0..255 grid from this far outside it
-CHANNELS = (1, 3)
+CHANNELS = JPEG_CHANNELS
 
 
 @dataclass(frozen=True)
@@ -86,27 +88,19 @@ def jpeg_unavailable(graph: LayerGraph, frames: np.ndarray, input_scale: float =
 def to_pixels(frames: np.ndarray, input_scale: float = DEFAULT_INPUT_SCALE,
               input_offset: float = DEFAULT_INPUT_OFFSET) -> np.ndarray:
     """The 8-bit pixels (N, H, W, C) the edge app would map to `frames` (the inverse of its mapping)."""
-    px = np.rint((np.asarray(frames, dtype=np.float64) - input_offset) / input_scale)
-    return np.clip(px, 0, 255).astype(np.uint8)
+    return wire_to_pixels(frames, input_scale, input_offset)
 
 
 def from_pixels(pixels: np.ndarray, input_scale: float = DEFAULT_INPUT_SCALE,
                 input_offset: float = DEFAULT_INPUT_OFFSET) -> np.ndarray:
     """The model input the edge app makes from 8-bit pixels: pixel * scale + offset, float32."""
-    return (pixels.astype(np.float32) * np.float32(input_scale) + np.float32(input_offset)).astype(np.float32)
+    return wire_from_pixels(pixels, input_scale, input_offset)
 
 
 def encode(pixels: np.ndarray, quality: int) -> bytes:
-    """One HWC uint8 frame (1 or 3 channels) as a baseline JPEG at `quality`, 4:2:0 (libjpeg's defaults)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    if pixels.shape[-1] == 1:  # libjpeg's greyscale default: one component sampled 1x1 (Pillow's 4:2:0 writes 2x2)
-        Image.fromarray(pixels[..., 0], "L").save(buf, "JPEG", quality=quality, optimize=False, progressive=False)
-    else:
-        Image.fromarray(pixels, "RGB").save(buf, "JPEG", quality=quality, subsampling=SUBSAMPLING_420,
-                                            optimize=False, progressive=False)
-    return buf.getvalue()
+    """One HWC uint8 frame (1 or 3 channels) as a baseline JPEG at `quality`, 4:2:0 (libjpeg's defaults): the
+    bytes the edge app sends (`splitsdk.wire.encode_jpeg`)."""
+    return encode_jpeg(pixels, quality)
 
 
 def decode(data: bytes, channels: int) -> np.ndarray:

@@ -77,6 +77,7 @@ def plan_model(
     jpeg: Sequence[int] = DEFAULT_JPEG_QUALITIES,
     uplink: Uplink | None = None,
     max_splits: int | None = None,
+    jpeg_solution: bool = True,
 ) -> Plan:
     """Plan a model for an edge target: load, profile, measure sensitivity, run the planner.
 
@@ -87,7 +88,9 @@ def plan_model(
     `traffic`: a frame rate and loss limit (`splitsdk.plan.traffic`). `compress`: feature compression of the
     crossing tensors ("zstd", or "auto": per crossing where it pays), ratios measured on the calibration data.
     `jpeg`: the qualities of the CLOUD-ONLY+JPEG baselines, measured on the evaluation data (or the calibration
-    data without it); empty: none.
+    data without it); empty: none. With `max_accuracy_drop`, a JPEG option within it whose modelled latency beats
+    the chosen candidate's becomes the solution (CLOUD_ONLY, codec jpeg at its quality) unless `jpeg_solution`
+    is False (`splitsdk.plan.build.jpeg_solution`).
     `uplink`: a rate distribution (`splitsdk.plan.uplink`): `link` is then its representative rate
     (`splitsdk.plan.build.representative_rate`) and the plan also records the split set of at most `max_splits`
     splits over the distribution (`Plan.split_set`).
@@ -225,6 +228,7 @@ def plan_model(
         compression=compression,
         traffic=traffic,
         jpeg=options,
+        jpeg_as_solution=jpeg_solution,
         uplink=uplink,
         max_splits=max_splits,
     )

@@ -463,12 +463,13 @@ def markdown(plan: Plan) -> str:
     if unbuilt:
         lines += [f"Baselines by latency, those that can be built first; {', '.join(unbuilt)} cannot be built for "
                   f"`{plan.target}` (an edge layer does not convert: see their note) and are listed last.", ""]
+    jpeg_q = next((c.jpeg_quality for c in s.crossing if c.codec == "jpeg"), None)
     rows = [
         [
-            "AUTO-SPLIT",
+            "AUTO-SPLIT" if jpeg_q is None else f"AUTO-SPLIT: CLOUD-ONLY+JPEG-Q{jpeg_q}",
             s.kind,
             str(s.split_index),
-            "mixed",
+            "mixed" if jpeg_q is None else f"JPEG Q{jpeg_q}",
             f"{p.total_ms:.2f}",
             f"{p.total_ms / cloud:.2f}",
             f"{(p.edge_weight_bytes + p.peak_activation_bytes) / 1e6:.3f}",

@@ -24,7 +24,7 @@ SCHEMA_VERSION: Final = 3
 READ_VERSIONS: Final = (2, 3)  # schema 2 lacks compression, JPEG and traffic: read with their defaults
 Kind = Literal["CLOUD_ONLY", "EDGE_ONLY", "SPLIT"]
 Criterion = Literal["error-proxy", "measured-accuracy", "latency-only"]
-Codec = Literal["none", "zstd"]
+Codec = Literal["none", "zstd", "jpeg"]
 Arrivals = Literal["periodic", "poisson"]
 KINDS: tuple[str, ...] = get_args(Kind)
 CRITERIA: tuple[str, ...] = get_args(Criterion)
@@ -63,9 +63,11 @@ class PlannedCrossing:
     shape: tuple[int, ...] = field(metadata=bounds(ge=1))
     bits: int = field(metadata=bounds(ge=1, le=MAX_WIRE_BITS))
     producer: str | None = None  # None: a model input
-    codec: Codec = "none"  # "zstd": the packed payload is sent as one zstd frame
+    codec: Codec = "none"  # "zstd": the packed payload is sent as one zstd frame; "jpeg": the frame as a JPEG
     # compressed / packed bytes measured on the calibration frames (None: not measured); > 1: zstd does not pay
     compressed_ratio: float | None = field(default=None, metadata=bounds(gt=0))
+    # codec "jpeg" (a CLOUD_ONLY solution's frame, CLOUD-ONLY+JPEG-Q<q>): the quality the camera encodes at
+    jpeg_quality: int | None = field(default=None, metadata=bounds(ge=1, le=100))
 
 
 @dataclass(frozen=True)
@@ -327,6 +329,11 @@ def _check_solution(s: Solution, layers: tuple[str, ...], memory_bytes: int) -> 
     for i, c in enumerate(s.crossing):
         if c.codec != "none" and c.compressed_ratio is None:
             raise CodecError(f"solution.crossing[{i}].compressed_ratio", f"codec {c.codec} needs the measured ratio")
+        if (c.codec == "jpeg") != (c.jpeg_quality is not None):
+            raise CodecError(f"solution.crossing[{i}].jpeg_quality", "is given exactly when codec is \"jpeg\"")
+        if c.codec == "jpeg" and (s.kind != "CLOUD_ONLY" or c.producer is not None or c.bits != 8):
+            raise CodecError(f"solution.crossing[{i}].codec", "jpeg sends a CLOUD_ONLY solution's frame (the model "
+                             "input, 8 bits)")
     if s.kind != "EDGE_ONLY" and not s.crossing:
         raise CodecError("solution.crossing", f"a {s.kind} solution must send at least one tensor")
     _check_predicted(s.predicted, "solution.predicted")

@@ -2,7 +2,8 @@
 
 `pack`/`unpack`/`requantize_lut`/`dequantize` implement the "Bit packing" contract of docs/wire-protocol.md and
 `encode`/`decode` its "Frames", `compress`/`decompress` (and `deflate`/`inflate` of a tensor) its
-compressed payloads; all call the same C the generated edge app compiles.
+compressed payloads, `encode_jpeg`/`decode_jpeg` its JPEG camera frames; all but JPEG call the same C the
+generated edge app compiles (JPEG: Pillow's libjpeg-turbo, which writes the edge app's bytes).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import warnings
 from splitsdk import native as _native_sources
 from splitsdk.wire._ext import ffi as _ffi
 from splitsdk.wire._ext import lib as _lib
-from splitsdk.wire.compression import compress, decompress, deflate, inflate
+from splitsdk.wire.compression import compress, decode_jpeg, decompress, deflate, encode_jpeg, inflate
 from splitsdk.wire.frame import (
     MIN_PROTOCOL_VERSION,
     PREFIX_LEN,
@@ -96,11 +97,13 @@ __all__ = [
     "crc32",
     "decode",
     "decode_frame",
+    "decode_jpeg",
     "decompress",
     "deflate",
     "dequantize",
     "encode",
     "encode_frame",
+    "encode_jpeg",
     "inflate",
     "pack",
     "pack_hw",

@@ -65,8 +65,11 @@ class ManifestCrossing:
     # from the wire, so consumers read outputs by this index, never by position or signature
     edge_output: int = field(metadata=bounds(ge=0))
     # how the camera compresses the packed codes on the wire (the plan's choice; schema 2): "zstd" sends
-    # one zstd frame per tensor (codec 1 in the FRAME), "none" the packed bytes as they are
-    codec: Literal["none", "zstd"] = "none"
+    # one zstd frame per tensor (codec 1 in the FRAME), "none" the packed bytes as they are, "jpeg" (a
+    # CLOUD_ONLY bundle's frame, 8 bits, HxWx1 or HxWx3) the frame's pixels as one baseline JPEG at
+    # `jpeg_quality` (codec 2), mapped to the model input by the receiver as the edge app maps them
+    codec: Literal["none", "zstd", "jpeg"] = "none"
+    jpeg_quality: int | None = field(default=None, metadata=bounds(ge=1, le=100))  # with codec "jpeg" only
 
     @property
     def elements(self) -> int:
@@ -226,6 +229,10 @@ def check_manifest(m: Manifest) -> Manifest:
     for key in ("edge_model", "cloud_model", "cloud_tflite"):
         _file_name(key, getattr(m, key))
     _check_crossing("crossing", m.crossing, m.schema_version)
+    for i, c in enumerate(m.crossing):
+        if c.codec == "jpeg" and (m.kind != "CLOUD_ONLY" or m.splits or c.shape != m.input.shape):
+            raise CodecError(f"crossing[{i}].codec", "jpeg sends the frame of a single-split CLOUD_ONLY bundle "
+                             f"(the input {list(m.input.shape)}), not {m.kind} {list(c.shape)}")
     _check_splits(m)
     kind = m.postprocess.get("kind")
     if not isinstance(kind, str) or not kind:
@@ -251,6 +258,11 @@ def _check_crossing(key: str, crossing: tuple[ManifestCrossing, ...], schema: in
             raise CodecError(f"{key}[{i}].zero_point", f"must be in 0..{top} for {c.bits} bits, got {c.zero_point}")
         if schema < 2 and c.codec != "none":
             raise CodecError(f"{key}[{i}].codec", "needs schema_version 2 (a schema-1 manifest has no codec)")
+        if (c.codec == "jpeg") != (c.jpeg_quality is not None):
+            raise CodecError(f"{key}[{i}].jpeg_quality", "is given exactly when codec is \"jpeg\"")
+        if c.codec == "jpeg" and (c.bits != 8 or len(c.shape) != 3 or c.shape[-1] not in (1, 3)):
+            raise CodecError(f"{key}[{i}].codec", f"jpeg sends an HxWx1 or HxWx3 frame at 8 bits, not "
+                             f"{c.bits} bits {list(c.shape)}")
     outputs = [c.edge_output for c in crossing]
     if len(set(outputs)) != len(outputs):
         raise CodecError(key, f"two tensors name the same edge_output ({outputs})")

@@ -3,7 +3,8 @@ without a camera.
 
 `EdgeModel` runs the bundle's `edge.tflite` with ai-edge-litert; `frame_from_edge_outputs` requantises
 its int8 outputs through each crossing tensor's LUT, packs them and (where the manifest's crossing says
-`codec: zstd`) compresses them into a FRAME; `EdgeClient`
+`codec: zstd`) compresses them into a FRAME; a bundle whose crossing says `codec: jpeg` sends the frame's
+pixels as a JPEG instead (`jpeg_frame`); `EdgeClient`
 connects, says HELLO with the bundle's plan hash and sends frames.
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 from splitsdk.errors import BundleError, DataError
 from splitsdk.wire.bundle import Bundle, ManifestCrossing
 from splitsdk.wire.client import WireClient
-from splitsdk.wire.compression import compress
+from splitsdk.wire.compression import compress, encode_jpeg, to_pixels
 from splitsdk.wire.frame import Codec, Frame, Result, Stats, TensorKind, WireTensor
 from splitsdk.wire.packing import pack, requantize_lut
 
@@ -48,6 +49,30 @@ def frame_from_edge_outputs(
         tensors.append(WireTensor(TensorKind.PACKED, c.bits, c.scale, c.zero_point, c.shape, payload, codec))
     ts = int(time.time() * 1e6) if timestamp_us is None else timestamp_us
     return Frame(seq, ts, tuple(tensors), split)
+
+
+def jpeg_quality(bundle: Bundle) -> int | None:
+    """The JPEG quality a single-split CLOUD_ONLY bundle sends its frames at (crossing codec "jpeg"), else None."""
+    c = bundle.crossing
+    return c[0].jpeg_quality if len(c) == 1 and c[0].codec == "jpeg" and not bundle.manifest.splits else None
+
+
+def jpeg_frame(bundle: Bundle, image: np.ndarray, seq: int, timestamp_us: int | None = None) -> Frame:
+    """A JPEG bundle's FRAME: the raw HWC image mapped to the model input as the edge app maps it (real = raw *
+    scale + offset, float32), back to the 8-bit pixels that input is made from, and those pixels as one
+    baseline JPEG at the manifest's quality (codec JPEG; the edge app's libjpeg-turbo writes the same bytes).
+    The tensor's scale 1 and zero point 0 say the codes are plain pixels."""
+    quality = jpeg_quality(bundle)
+    if quality is None:
+        raise BundleError(f"{bundle.root}: the bundle does not send its frames as JPEG")
+    spec = bundle.input
+    arr = np.asarray(image)
+    if tuple(arr.shape) != spec.shape:
+        raise DataError(f"image shape {arr.shape} does not match the bundle input {spec.shape}")
+    real = arr.astype(np.float32) * np.float32(spec.scale) + np.float32(spec.offset)
+    payload = encode_jpeg(to_pixels(real, spec.scale, spec.offset), quality)
+    ts = int(time.time() * 1e6) if timestamp_us is None else timestamp_us
+    return Frame(seq, ts, (WireTensor(TensorKind.PACKED, 8, 1.0, 0, spec.shape, payload, Codec.JPEG),))
 
 
 def smaller(packed: bytes, zstd: bytes) -> tuple[bytes, Codec]:
@@ -161,7 +186,10 @@ class EdgeClient:
         self.seq = first_seq
 
     def infer(self, image: np.ndarray) -> Result:
-        frame = frame_from_edge_outputs(self.bundle, self.model.run(image, self.split), self.seq, split=self.split)
+        if jpeg_quality(self.bundle) is not None:  # CLOUD-ONLY+JPEG: the frame itself, no edge model to run
+            frame = jpeg_frame(self.bundle, image, self.seq)
+        else:
+            frame = frame_from_edge_outputs(self.bundle, self.model.run(image, self.split), self.seq, split=self.split)
         result = self.client.send_frame(frame)
         self.seq += 1
         return result

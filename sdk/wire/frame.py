@@ -44,6 +44,7 @@ class Codec(enum.IntEnum):
 
     NONE = 0
     ZSTD = 1  # one zstd frame of the packed payload; decompressed bounded to the size kind/bits/dims imply
+    JPEG = 2  # one baseline JPEG of a camera frame's uint8 pixels (PACKED 8-bit, dims H, W, C with C 1 or 3)
 
 
 class DecodeStatus(enum.IntEnum):
@@ -69,6 +70,7 @@ class DecodeStatus(enum.IntEnum):
     CODEC = 17  # a tensor codec this reader does not know
     INFLATE = 18  # a compressed payload that does not decompress to exactly the implied size (a bomb, a lie)
     ZSTD = 19  # a compressed payload that is not one valid zstd frame
+    JPEG = 20  # a JPEG payload that is not one baseline JPEG of exactly the tensor's dims (the receiver decodes it)
 
 
 class ErrorCode(enum.IntEnum):
@@ -115,7 +117,8 @@ class Limits:
 @dataclass(frozen=True)
 class WireTensor:
     """One crossing tensor on the wire: `payload` holds packed codes (PACKED) or plain LE values, or
-    with `codec` ZSTD one zstd frame of them (`splitsdk.wire.inflate` gives the tensor uncompressed)."""
+    with `codec` ZSTD one zstd frame of them (`splitsdk.wire.inflate` gives the tensor uncompressed), with
+    `codec` JPEG one baseline JPEG of a frame's pixels (`splitsdk.wire.decode_jpeg` decodes it, bounded)."""
 
     kind: TensorKind
     bits: int

@@ -414,6 +414,7 @@ const char *sp_strerror(int status) {
     case SP_E_CODEC: return "unknown payload codec";
     case SP_E_INFLATE: return "compressed payload does not decompress to exactly the size its dims and bits imply";
     case SP_E_ZSTD: return "compressed payload is not one valid zstd frame";
+    case SP_E_JPEG: return "JPEG payload is not one baseline JPEG of the tensor's dims";
     default: return "unknown status";
     }
 }
@@ -606,11 +607,20 @@ static sp_status check_tensor(const sp_tensor *t, const sp_limits *limits, uint6
     return SP_OK;
 }
 
-/* The payload length a tensor may declare: the raw size, or (compressed) anything from 1 byte up. */
+/* The payload length a tensor may declare: the raw size, or (compressed) anything from 1 byte up; a JPEG
+ * is an image's uint8 pixels (PACKED 8-bit codes, H x W x C with C 1 or 3). */
 static sp_status check_payload_len(const sp_tensor *t, uint64_t raw_size) {
     switch (t->codec) {
     case SP_CODEC_NONE: return t->payload_len == raw_size ? SP_OK : SP_E_PAYLOAD;
     case SP_CODEC_ZSTD: return t->payload_len != 0u ? SP_OK : SP_E_PAYLOAD;
+    case SP_CODEC_JPEG:
+        if (t->kind != SP_KIND_PACKED || t->bits != 8u) {
+            return SP_E_BITS;
+        }
+        if (t->rank != 3u || (t->dims[2] != 1u && t->dims[2] != 3u)) {
+            return SP_E_DIMS;
+        }
+        return t->payload_len != 0u ? SP_OK : SP_E_PAYLOAD;
     default: return SP_E_CODEC;
     }
 }

@@ -48,7 +48,8 @@ struct CrossingSpec {
     size_t packed_bytes;   // ceil(elements * bits / 8)
     const uint8_t *lut;    // lut[k] = code of int8 value k - 128
     int edge_output;       // which output of the edge model holds this tensor
-    uint8_t codec;         // SP_CODEC_ZSTD: the packed codes go out zstd-compressed (when that is smaller)
+    uint8_t codec;         // SP_CODEC_ZSTD: the packed codes go out zstd-compressed (when that is smaller);
+                           // SP_CODEC_JPEG: the frame goes out as a JPEG (kJpegQuality)
 };
 
 // pool1: 32x64x16, int8 -> 8-bit codes

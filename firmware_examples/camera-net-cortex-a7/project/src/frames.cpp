@@ -61,8 +61,10 @@ size_t pnm_header(const std::vector<uint8_t> &d, const std::string &path, int &w
 
 }  // namespace
 
-void pixels_to_input(const uint8_t *px, int w, int h, int c, std::vector<float> &out) {
+void pixels_to_input(const uint8_t *px, int w, int h, int c, std::vector<float> &out,
+                     std::vector<uint8_t> *resized) {
     out.assign(kInputElements, 0.0f);
+    if (resized != nullptr) resized->assign(kInputElements, 0);
     for (int y = 0; y < kInputHeight; ++y) {
         const int sy = static_cast<int>(static_cast<long>(y) * h / kInputHeight);
         for (int x = 0; x < kInputWidth; ++x) {
@@ -70,14 +72,18 @@ void pixels_to_input(const uint8_t *px, int w, int h, int c, std::vector<float> 
             const uint8_t *p = px + (static_cast<size_t>(sy) * w + sx) * c;
             for (int k = 0; k < kInputChannels; ++k) {
                 float raw;
-                if (c == kInputChannels)
-                    raw = p[k];
-                else if (c == 1)
-                    raw = p[0];
-                else  // RGB file, grey model: luma as the plain channel mean
+                uint8_t code;  // the pixel itself (the mean's nearest integer: a third is never a tie)
+                if (c == kInputChannels) {
+                    raw = code = p[k];
+                } else if (c == 1) {
+                    raw = code = p[0];
+                } else {  // RGB file, grey model: luma as the plain channel mean
                     raw = (static_cast<float>(p[0]) + p[1] + p[2]) / 3.0f;
-                out[(static_cast<size_t>(y) * kInputWidth + x) * kInputChannels + k] =
-                    raw * splitsdk_gen::kInputScale + splitsdk_gen::kInputOffset;
+                    code = static_cast<uint8_t>((p[0] + p[1] + p[2] + 1) / 3);
+                }
+                const size_t at = (static_cast<size_t>(y) * kInputWidth + x) * kInputChannels + k;
+                out[at] = raw * splitsdk_gen::kInputScale + splitsdk_gen::kInputOffset;
+                if (resized != nullptr) (*resized)[at] = code;
             }
         }
     }
@@ -101,9 +107,10 @@ std::vector<std::string> list_frames(const std::string &dir) {
     return names;
 }
 
-void load_frame(const std::string &path, std::vector<float> &out) {
+void load_frame(const std::string &path, std::vector<float> &out, std::vector<uint8_t> *pixels) {
     const std::vector<uint8_t> data = read_file(path);
     if (ends_with(path, ".f32")) {
+        if (pixels != nullptr) pixels->clear();  // real values: their pixels are the inverse mapping's
         if (data.size() != kInputElements * sizeof(float))
             throw std::runtime_error(path + ": .f32 frame must hold " + std::to_string(kInputElements) +
                                      " float32 values");
@@ -115,12 +122,12 @@ void load_frame(const std::string &path, std::vector<float> &out) {
         if (data.size() != kInputElements)
             throw std::runtime_error(path + ": .raw frame must hold " + std::to_string(kInputElements) +
                                      " bytes (HxWxC)");
-        pixels_to_input(data.data(), kInputWidth, kInputHeight, kInputChannels, out);
+        pixels_to_input(data.data(), kInputWidth, kInputHeight, kInputChannels, out, pixels);
         return;
     }
     int w = 0, h = 0, c = 0;
     const size_t off = pnm_header(data, path, w, h, c);
-    pixels_to_input(data.data() + off, w, h, c, out);
+    pixels_to_input(data.data() + off, w, h, c, out, pixels);
 }
 
 }  // namespace edge

@@ -21,11 +21,14 @@ struct Frame {
 std::vector<std::string> list_frames(const std::string &dir);
 
 // Nearest-neighbour resize and channel conversion (grey <-> RGB) of 8-bit pixels (w x h x c, c = 1
-// or 3) into the model's real-valued input.
-void pixels_to_input(const uint8_t *px, int w, int h, int c, std::vector<float> &out);
+// or 3) into the model's real-valued input; with `resized`, also the model-sized pixels themselves (an RGB
+// file's grey is the channel mean rounded to nearest).
+void pixels_to_input(const uint8_t *px, int w, int h, int c, std::vector<float> &out,
+                     std::vector<uint8_t> *resized = nullptr);
 
 // Read and preprocess one frame file into `out` (resizing by nearest neighbour and converting
 // grey <-> RGB where the file differs from the model input). Throws std::runtime_error naming the file.
-void load_frame(const std::string &path, std::vector<float> &out);
+// With `pixels`, also the model-sized 8-bit pixels of a pixel file (cleared for a .f32 frame).
+void load_frame(const std::string &path, std::vector<float> &out, std::vector<uint8_t> *pixels = nullptr);
 
 }  // namespace edge

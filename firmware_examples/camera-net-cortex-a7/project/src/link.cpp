@@ -282,6 +282,10 @@ Result Link::send_frame(uint64_t seq, int64_t capture_us, const std::vector<Pack
         t.zero_point = c.zero_point;
         for (uint8_t d = 0; d < c.rank; ++d) t.dims[d] = c.dims[d];
         t.codec = tensors[k].codec;
+        if (t.codec == SP_CODEC_JPEG) {  // the frame's pixels: plain 8-bit codes (scale 1, zero point 0)
+            t.scale = 1.0f;
+            t.zero_point = 0;
+        }
         t.payload = tensors[k].payload;
         t.payload_len = static_cast<uint32_t>(tensors[k].len);
     }

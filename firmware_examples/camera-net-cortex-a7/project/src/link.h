@@ -24,7 +24,7 @@ class ReceiverRefused : public std::runtime_error {
 struct PackedTensor {
     const uint8_t *payload;  // sp_packed_size(elements, bits) bytes, or with SP_CODEC_ZSTD one zstd frame of them
     size_t len;
-    uint8_t codec = 0;       // SP_CODEC_NONE or SP_CODEC_ZSTD
+    uint8_t codec = 0;       // SP_CODEC_NONE, SP_CODEC_ZSTD or SP_CODEC_JPEG (the frame as a JPEG)
 };
 
 // TLS settings: enabled when `ca` is set (PEM files; the receiver requires the client certificate).
