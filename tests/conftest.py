@@ -14,10 +14,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).parent))
 
-# Downloads that `make setup` (host_tools/build_sysroot.py) and the first camera image put in the
-# user's cache: every test's private cache links them, so they are shared, while everything a test
-# computes (sensitivities, SCALE-Sim runs) stays its own.
-SHARED_CACHE_DIRS = {name: cache_dir(name) for name in ("sysroot", "camera")}
+# Downloads that `make setup` (host_tools/build_sysroot.py), the first camera image and the TFLite source
+# (toolchain tflite-neon) put in the user's cache: every test's private cache links them, so they are
+# shared, while everything a test computes (sensitivities, SCALE-Sim runs) stays its own.
+SHARED_CACHE_DIRS = {name: cache_dir(name) for name in ("sysroot", "camera", "tflite")}
 
 
 @pytest.fixture(autouse=True)

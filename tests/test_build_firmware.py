@@ -24,7 +24,7 @@ from splitsdk.codec import encode
 from splitsdk.codegen import generate
 from splitsdk.errors import ToolchainError
 from splitsdk.target import load_target
-from splitsdk.toolchain.build import build_firmware, load_firmware, load_project
+from splitsdk.toolchain.build import build_firmware, forget_stale_cache, load_firmware, load_project
 from splitsdk.toolchain.emulate import run_app
 from splitsdk.toolchain.sysroot import ensure_sysroot
 from splitsdk.toolchain.verify import VerifyError, verify
@@ -113,6 +113,20 @@ def test_tflite_root_selects_a_users_tflite(base: Path, bundle: Path, tmp_path: 
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"TFLite: {prefix}/lib/libtensorflow-lite.so" in proc.stdout
+
+    # CMake keeps a TFLite root (and the libraries it found) across configures: a later build without
+    # --tflite-root, or for a changed sysroot, drops that cache first instead of linking the old files
+    assert not forget_stale_cache(build, sysroot, prefix)
+    assert forget_stale_cache(build, sysroot, None) and not (build / "CMakeCache.txt").exists()
+    again = subprocess.run(
+        ["cmake", "-S", str(project.root), "-B", str(build),
+         f"-DCMAKE_TOOLCHAIN_FILE={project.root / project.toolchain_file}", f"-DSPLITSDK_SYSROOT={sysroot}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert str(prefix) not in again.stdout and f"TFLite: {sysroot}" in again.stdout
+    assert not forget_stale_cache(build, sysroot, None)
+    assert forget_stale_cache(build, sysroot.with_name(sysroot.name + "-old"), None)
 
 
 def test_build_cli_refuses_a_directory_that_is_not_a_project(tmp_path: Path) -> None:

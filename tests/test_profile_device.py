@@ -125,7 +125,8 @@ def test_camera_icount_profile_is_deterministic(base: Path, tmp_path: Path) -> N
     image = build_image(tmp_path / "image", None, target="cortex-a7")
     camera_up(image.root, icount=0, timeout_s=300)
     try:
-        runs = [profile_edge(fw, EXAMPLE, camera_image=image.root, runs=5, warmup=1) for _ in range(2)]
+        tables = [tmp_path / f"camera-{i}.csv" for i in range(2)]
+        runs = [profile_edge(fw, EXAMPLE, camera_image=image.root, runs=5, warmup=1, out=t) for t in tables]
     finally:
         camera_down(image.root)
     first, second = ({t.layer: t.ms for t in r.layers} for r in runs)
@@ -138,3 +139,19 @@ def test_camera_icount_profile_is_deterministic(base: Path, tmp_path: Path) -> N
     src = runs[0].source
     assert src.clock == "camera-icount" and src.icount_shift == 0
     assert "not Cortex-A7 milliseconds" in src.describe()
+
+    # the camera's table feeds back into plan, and both runs' tables make the same plan
+    from splitsdk.examples.camera_net import build
+    from splitsdk.plan import plan_model
+    from splitsdk.plan.report import comparisons
+
+    model = tmp_path / "camera_net.keras"
+    build().save(model)
+    plans = [plan_model(model, "cortex-a7", Link(50.0), exact=None, edge_profile=t) for t in tables]
+    assert plans[0].profile_source.startswith(f"edge=measured:{tables[0]}+analytic(")
+    assert {c.layer for c in comparisons(plans[0])} == {"stem_conv", "pool1"}
+    assert any(n.startswith("edge latency of 2 of ") and "not Cortex-A7 milliseconds" in n
+               for n in plans[0].selection.notes)
+    a, b = (p.solution for p in plans)
+    assert (a.split_index, a.weight_bits, a.activation_bits) == (b.split_index, b.weight_bits, b.activation_bits)
+    assert a.predicted.edge_ms == pytest.approx(b.predicted.edge_ms, rel=5e-3)

@@ -3,12 +3,17 @@
 It says what it downloads before it does: the recipe's pinned Debian packages, the resolved closure
 with versions and sizes, the total and where it goes; then draws the download and unpacking. A system
 package the target's cross build needs and the machine lacks is named with its `apt-get install`.
+
+`splitsdk toolchain tflite-neon TARGET`: cross-build TFLite with the target's NEON flags from Debian's
+source package into the cache (splitsdk.toolchain.tflite_neon) and print the prefix for
+`splitsdk build --tflite-root`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -20,6 +25,34 @@ def register(sub: Any) -> None:
     inst.add_argument("--dry-run", action="store_true", help="resolve and list the packages; download nothing")
     inst.add_argument("--no-progress", action="store_true", help="no progress bar")
     inst.set_defaults(func=run, needs_tensorflow=False)
+    neon = tsub.add_parser("tflite-neon", help="cross-build TFLite with NEON into the cache (for build --tflite-root)")
+    neon.add_argument("target", metavar="TARGET", help="an ARM target with NEON: cortex-a7")
+    neon.add_argument("--ruy-source", type=Path, metavar="DIR",
+                      help="a ruy checkout to build (default: Debian's ruy source package)")
+    neon.add_argument("--system-ruy", action="store_true",
+                      help="link Debian's libruy-dev (baseline ruy kernels; no ruy download)")
+    neon.add_argument("--baseline", action="store_true", help="the armhf baseline FPU instead (no NEON), to compare")
+    neon.add_argument("--build-dir", type=Path, help="keep the CMake tree here (a second call resumes it)")
+    neon.add_argument("-j", "--jobs", type=int, default=2, help="parallel compile jobs (default 2)")
+    neon.add_argument("--no-progress", action="store_true", help="no progress bar")
+    neon.set_defaults(func=run_tflite_neon, needs_tensorflow=False)
+
+
+def run_tflite_neon(args: argparse.Namespace) -> int:
+    from splitsdk.cli.progress import progress_bar
+    from splitsdk.target import load_target
+    from splitsdk.toolchain.build import library_neon
+    from splitsdk.toolchain.tflite_neon import ensure_tflite
+
+    target = load_target(args.target)
+    with progress_bar(f"TFLite for {target.name}", enabled=not args.no_progress) as tick:
+        prefix = ensure_tflite(target, neon=not args.baseline, ruy_source=args.ruy_source,
+                               system_ruy=args.system_ruy, jobs=args.jobs, build_dir=args.build_dir, tick=tick)
+    _, how = library_neon(target, sorted((prefix / "lib").glob("libtensorflow-lite.so*")))
+    print(f"{target.name}: TFLite at {prefix} ({how})", file=sys.stderr)
+    print(f"{target.name}: link it with `splitsdk build PROJECT -o FIRMWARE --tflite-root {prefix}`", file=sys.stderr)
+    print(prefix)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -154,6 +154,7 @@ def compile_project(
     require_compiler(target)
     sysroot = ensure_sysroot(target)
     make_safe_paths({"sysroot": sysroot})
+    forget_stale_cache(build_dir, sysroot, tflite_root)
     cmd = [
         "cmake",
         "-S",
@@ -173,6 +174,25 @@ def compile_project(
     if not binary.is_file():
         raise ToolchainError(f"cmake build ({project.root}) produced no {BINARY}")
     return binary
+
+
+def forget_stale_cache(build_dir: Path, sysroot: Path, tflite_root: Path | None) -> bool:
+    """Drop `build_dir`'s CMake cache when it was configured for another sysroot or TFLite root: CMake keeps
+    the libraries it found (and a TFLite root given once) across configures, so a build after the sysroot
+    changed, or without `--tflite-root` after one with it, would link the old files. True if dropped."""
+    cache = build_dir / "CMakeCache.txt"
+    try:
+        lines = cache.read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    cached = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith(("#", "//")))
+    want = {"SPLITSDK_SYSROOT": str(sysroot), "TFLITE_ROOT": str(tflite_root.resolve()) if tflite_root else ""}
+    had = {name: next((v for k, v in cached.items() if k.split(":", 1)[0] == name), "") for name in want}
+    if had == want:
+        return False
+    cache.unlink()
+    shutil.rmtree(build_dir / "CMakeFiles", ignore_errors=True)
+    return True
 
 
 def compiler_runtime_dirs(target: Target) -> list[Path]:
@@ -228,11 +248,17 @@ def library_neon(target: Target, libs: list[Path]) -> tuple[bool, str]:
 
 
 def shipped_runtime(target: Target, libs: list[Path], tflite_root: Path | None) -> RuntimeBuild:
-    """The TFLite build a firmware ships: the sysroot's version (or 'custom' with --tflite-root), NEON
+    """The TFLite build a firmware ships: the sysroot's version (with --tflite-root: the version the prefix's
+    tflite-build.json records, else 'custom'), NEON
     from the library's ELF attributes; XNNPACK off (the app's BuiltinOpResolver applies no delegate)."""
     assert target.toolchain is not None and target.toolchain.sysroot is not None
     neon, how = library_neon(target, libs)
     version = "custom" if tflite_root is not None else target.toolchain.sysroot.tflite_version
+    try:  # a prefix from `splitsdk toolchain tflite-neon` records the version it built
+        record = json.loads((tflite_root / "tflite-build.json").read_text()) if tflite_root is not None else {}
+        version = str(record.get("tflite_version", version)) if isinstance(record, dict) else version
+    except (OSError, ValueError):
+        pass  # a prefix of the user's own: "custom"
     return RuntimeBuild(version, neon, False, f"NEON: {how}; XNNPACK: the app applies no delegate")
 
 
@@ -268,7 +294,9 @@ def build_firmware(
     binary = compile_project(project, bdir, sanitize=sanitize, tflite_root=tflite_root, jobs=jobs)
     sysroot = ensure_sysroot(target)
     libdir = sysroot / target.toolchain.sysroot.lib_dir
-    libs = needed_libraries(binary, libdir, compiler_runtime_dirs(target) if sanitize else None)
+    # a --tflite-root library comes first: a rebuilt libtensorflow-lite has the SONAME of the sysroot's
+    first = tflite_root / "lib" if tflite_root is not None else libdir
+    libs = needed_libraries(binary, first, [libdir, *(compiler_runtime_dirs(target) if sanitize else [])])
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}-", dir=dest.parent) as tmp:

@@ -16,6 +16,7 @@ different sysroot.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,15 +61,17 @@ def recipe_hash(recipe: SysrootRecipe) -> str:
     return hashlib.sha256(data.encode()).hexdigest()[:12]
 
 
-def _recipe(target: Target) -> SysrootRecipe:
+def _recipe(target: Target, extra: tuple[str, ...] = ()) -> SysrootRecipe:
+    """The target's sysroot recipe; `extra` packages (a build's own dependencies) join its list."""
     if target.toolchain is None or target.toolchain.sysroot is None:
         raise ToolchainError(f"target '{target.name}' ({target.path}) has no [toolchain.sysroot] recipe")
-    return target.toolchain.sysroot
+    recipe = target.toolchain.sysroot
+    return dataclasses.replace(recipe, packages=recipe.packages + extra) if extra else recipe
 
 
-def sysroot_path(target: Target) -> Path:
-    """The cached sysroot directory for `target` (it may not exist yet)."""
-    return sysroot_cache() / f"{target.name}-{recipe_hash(_recipe(target))}"
+def sysroot_path(target: Target, extra: tuple[str, ...] = ()) -> Path:
+    """The cached sysroot directory for `target` (it may not exist yet), with `extra` packages if given."""
+    return sysroot_cache() / f"{target.name}-{recipe_hash(_recipe(target, extra))}"
 
 
 @dataclass(frozen=True)
@@ -106,21 +110,26 @@ def plan_sysroot(target: Target) -> SysrootPlan:
         return _resolve(target, _apt_flags(_recipe(target), Path(tmp)))
 
 
-def ensure_sysroot(target: Target, announce: bool = True, tick: Tick | None = None) -> Path:
+def ensure_sysroot(
+    target: Target, announce: bool = True, tick: Tick | None = None, extra: tuple[str, ...] = ()
+) -> Path:
     """Return the target's sysroot, building it first if it is not cached.
+
+    `extra` packages join the recipe's (a separate cached sysroot: a build's own dependencies, e.g. the
+    libraries TFLite compiles against for `splitsdk toolchain tflite-neon`).
 
     `tick(stage, done, total)` follows the download (bytes) and the unpacking (packages). Building it
     says so on stderr in one line (unless the caller has, `announce=False`): it downloads into the cache.
     """
-    dest = sysroot_path(target)
+    dest = sysroot_path(target, extra)
     if (dest / ".complete").is_file():
         return dest
-    recipe = _recipe(target)
+    recipe = _recipe(target, extra)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}-", dir=dest.parent) as tmp:
         work = Path(tmp)
         flags = _apt_flags(recipe, work / "apt")
-        plan = _resolve(target, flags)
+        plan = _resolve(target, flags, extra)
         if announce:
             print(
                 f"splitsdk: installing the {target.name} sysroot ({len(plan.debs)} Debian packages, "
@@ -148,13 +157,16 @@ def ensure_sysroot(target: Target, announce: bool = True, tick: Tick | None = No
     return dest
 
 
-def _apt_flags(recipe: SysrootRecipe, apt: Path) -> list[str]:
-    """apt-get options for a private configuration under `apt` (its own sources, state, cache)."""
+def _apt_flags(recipe: SysrootRecipe, apt: Path, sources: bool = False) -> list[str]:
+    """apt-get options for a private configuration under `apt` (its own sources, state, cache); with
+    `sources`, a `deb-src` line too (`apt-get source` resolves and checks source packages)."""
     for sub in ("lists/partial", "archives/partial", "etc/apt.conf.d", "etc/preferences.d", "etc/trusted.gpg.d"):
         (apt / sub).mkdir(parents=True, exist_ok=True)
     (apt / "status").write_text("")
     # Signed by the Debian archive keys the build machine already trusts (debian-archive-keyring).
     source = f"deb [arch={recipe.arch} signed-by={KEYRING}] {recipe.mirror} {recipe.suite} main\n"
+    if sources:
+        source += f"deb-src [signed-by={KEYRING}] {recipe.mirror} {recipe.suite} main\n"
     (apt / "etc/sources.list").write_text(source)
     opts = {
         "Dir::Etc": str(apt / "etc"),
@@ -190,9 +202,9 @@ def parse_uris(output: str) -> list[Deb]:
     return debs
 
 
-def _resolve(target: Target, flags: list[str]) -> SysrootPlan:
+def _resolve(target: Target, flags: list[str], extra: tuple[str, ...] = ()) -> SysrootPlan:
     """apt update, then the closure of the recipe's (pinned) packages with their versions and sizes."""
-    recipe = _recipe(target)
+    recipe = _recipe(target, extra)
     where = f"{target.path} [toolchain.sysroot]"
     run_tool(["apt-get", *flags, "-qq", "update"], f"apt-get update for {where} ({recipe.mirror} {recipe.suite})")
     pins = recipe.packages
@@ -214,7 +226,70 @@ def _resolve(target: Target, flags: list[str]) -> SysrootPlan:
     debs = parse_uris(out)
     if not debs:
         raise ToolchainError(f"{where}: apt resolved nothing for {', '.join(pins)}")
-    return SysrootPlan(target.name, sysroot_path(target), pins, tuple(debs))
+    return SysrootPlan(target.name, sysroot_path(target, extra), pins, tuple(debs))
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of a Debian source package (`apt-get source --print-uris`), its SHA-256 from the signed index."""
+
+    name: str
+    size: int
+    sha256: str
+    url: str
+
+
+_SRC = re.compile(r"^'(?P<url>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?P<sha>[0-9a-f]{64})")
+
+
+def source_files(target: Target, package: str) -> tuple[SourceFile, ...]:
+    """The tarballs of the Debian source package that builds `package` (a binary or source name, `=version`
+    allowed) in the target's suite, resolved in a private apt configuration with a `deb-src` line."""
+    recipe = _recipe(target)
+    with tempfile.TemporaryDirectory(prefix="splitsdk-apt-") as tmp:
+        apt = Path(tmp)
+        flags = _apt_flags(recipe, apt, sources=True)
+        where = f"{target.path} [toolchain.sysroot]"
+        run_tool(["apt-get", *flags, "-qq", "update"], f"apt-get update with deb-src for {where} ({recipe.suite})")
+        out = run_tool(["apt-get", *flags, "-qq", "--print-uris", "source", package], f"resolving source of {package}",
+                       cwd=apt)
+    files = tuple(SourceFile(unquote(m["file"]), int(m["size"]), m["sha"], m["url"])
+                  for m in map(_SRC.match, out.splitlines()) if m is not None)
+    tarballs = tuple(f for f in files if ".tar." in f.name)  # the .dsc only lists them (and 404s on some mirrors)
+    if not tarballs:
+        raise ToolchainError(f"{where}: apt found no source tarballs for {package} in {recipe.suite}")
+    return tarballs
+
+
+def download_source(target: Target, package: str, dest: Path) -> list[Path]:
+    """Download the source tarballs of `package` into `dest` (kept: a second call finds them), each checked
+    against the SHA-256 of the suite's signed Sources index; returns their paths, orig tarball first."""
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for f in sorted(source_files(target, package), key=lambda f: ".orig." not in f.name):
+        path = dest / f.name
+        if not (path.is_file() and _sha256(path) == f.sha256):
+            part = dest / f".{f.name}.part"
+            try:
+                with urllib.request.urlopen(f.url, timeout=60) as resp, part.open("wb") as out:
+                    shutil.copyfileobj(resp, out, 1 << 20)
+            except OSError as exc:
+                part.unlink(missing_ok=True)
+                raise ToolchainError(f"downloading {f.url} failed: {first_line(exc)}") from None
+            if _sha256(part) != f.sha256:
+                part.unlink()
+                raise ToolchainError(f"{f.url}: SHA-256 differs from the {_recipe(target).suite} Sources index")
+            part.rename(path)
+        paths.append(path)
+    return paths
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _download(plan: SysrootPlan, flags: list[str], apt: Path, tick: Tick | None) -> list[Path]:
