@@ -71,13 +71,16 @@ def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95)) if values else float("nan")
 
 
-def camera_run(bundle: object, receiver: object, name: str, split: int | None, step_s: float) -> Run:
+def camera_run(bundle: object, receiver: object, name: str, split: int | None, step_s: float,
+               images: list[np.ndarray] | None = None) -> Run:
+    """One camera through its own shaper under the schedule; `images` (cycled; default 8 random frames)."""
     from linkshaper import LinkShaper, Step
 
     from splitsdk.wire.edge import AdaptiveCamera, drive
 
-    rng = np.random.default_rng(7)
-    images = list(rng.integers(0, 256, (8, *bundle.input.shape)).astype(np.uint8))  # type: ignore[attr-defined]
+    if images is None:
+        rng = np.random.default_rng(7)
+        images = list(rng.integers(0, 256, (8, *bundle.input.shape)).astype(np.uint8))  # type: ignore[attr-defined]
     device = f"bench-{name}-{os.getpid()}"
     schedule = [Step(step_s, r, RTT_MS) for r in STEPS]
     with LinkShaper(("127.0.0.1", receiver.port), schedule) as shaper:  # type: ignore[attr-defined]

@@ -202,6 +202,27 @@ def reference_bodies(bundle: Bundle, images: list[np.ndarray]) -> list[dict[str,
     return out
 
 
+def test_the_host_pipeline_of_a_jpeg_bundle_sends_the_jpeg(jpeg_bundle: Path) -> None:
+    """`split_pipeline` (convert's verification, the demo's host accuracy) computes what camera and receiver do
+    with a JPEG bundle: the JPEG-decoded frame, not the int8 frame of a plain CLOUD_ONLY bundle."""
+    from splitsdk.cloud.model import load_cloud_runner
+    from splitsdk.convert import split_pipeline
+    from splitsdk.plan.jpeg import decode
+
+    b = load_bundle(jpeg_bundle)
+    images = _pixels(3)
+    x = np.stack([from_pixels(img, b.input.scale, b.input.offset) for img in images])
+    (got,) = split_pipeline(jpeg_bundle, x)
+    cloud = load_cloud_runner(b)
+    for img, row in zip(images, got, strict=True):
+        px = decode(encode_jpeg(img, QUALITY), SHAPE[-1])
+        (want,) = cloud([from_pixels(px, b.input.scale, b.input.offset)[None]])
+        np.testing.assert_allclose(row, want[0], rtol=1e-5, atol=1e-6)
+    # not what the int8 frame of a plain CLOUD_ONLY bundle gives: the JPEG's loss is in it
+    (plain,) = cloud([x])
+    assert not np.allclose(got, plain, rtol=0, atol=1e-6)
+
+
 def test_a_real_receiver_serves_jpeg_cameras_and_refuses_a_bad_one_alone(jpeg_bundle: Path) -> None:
     from splitsdk.toolchain.emulate import ReceiverProcess
 

@@ -103,6 +103,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 "lpr_exact",
                 "--cloud-ops",
                 "Bidirectional",
+                # 16 validation frames cannot tell JPEG-Q75's drop from none, and this chain is the split's
+                # (tests/test_edge_jpeg.py runs JPEG bundles through the edge app)
+                "--no-jpeg-solution",
                 "-o",
                 str(plan),
             ]
@@ -128,6 +131,7 @@ def test_plan_keeps_the_bilstm_in_the_cloud(chain: dict[str, Path]) -> None:
     notes = " ".join(plan["selection"]["notes"])
     assert "accuracy measured as lpr_exact" in notes and "op Bidirectional stay in the cloud" in notes
     assert plan["selection"]["criterion"] == "measured-accuracy"
+    assert plan["baselines"]["cloud_only_jpeg_q75"]["jpeg_quality"] == 75  # still compared, as a baseline
     cloud = plan["baselines"]["cloud_only"]["predicted"]["total_ms"]
     assert sol["predicted"]["total_ms"] <= 0.65 * cloud  # the issue's goal, in the planner's model
 
@@ -153,11 +157,15 @@ def test_qemu_plates_from_the_receiver_db_equal_the_host_pipeline(chain: dict[st
 @_chain
 def test_table_rows_from_the_chain(chain: dict[str, Path]) -> None:
     case = Case("small", weights_path("small"), chain["work"])
-    rows = build_rows(case, None, chain["test"], chain["calib"], chain["frames"], 3, chain["dir"])
+    rows, schedule = build_rows(case, None, chain["test"], chain["calib"], chain["frames"], 3, chain["dir"])
+    assert schedule is None  # no --adaptive folder: no schedule rows (tests/test_lpr_table.py runs them)
     by = {r.method: r for r in rows}
     assert list(by) == [
         "Float on edge",
         "Float to cloud (CLOUD-ONLY)",
+        "CLOUD-ONLY+JPEG-Q95",
+        "CLOUD-ONLY+JPEG-Q75",
+        "CLOUD-ONLY+JPEG-Q50",
         "TQ8 edge-only",
         "AUTO-SPLIT",
         "AUTO-SPLIT, large LSTM",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from splitsdk.graph import LayerGraph
 from splitsdk.graph.keras_import import call_outputs
 from splitsdk.quant import Dataset
 from splitsdk.runtime import output_order, run_tflite
+
+if TYPE_CHECKING:
+    from splitsdk.wire.bundle import Bundle
 
 
 @dataclass(frozen=True)
@@ -38,23 +41,15 @@ class Verification:
 
 def split_pipeline(bundle_dir: Path, x: np.ndarray, outputs: list[np.ndarray] | None = None,
                    output_names: list[str] | None = None) -> list[np.ndarray]:
-    """What camera + receiver compute: int8 edge model, wire quantisation and packing, float cloud model. A TFLite
-    cloud model's outputs come in the order of `outputs` (values shaped like them, named `output_names`)."""
+    """What camera + receiver compute: int8 edge model, wire quantisation and packing, float cloud model (a
+    CLOUD-ONLY+JPEG bundle: the frame's pixels JPEG-encoded at its quality and decoded, as camera and receiver do).
+    A TFLite cloud model's outputs come in the order of `outputs` (values shaped like them, named `output_names`)."""
     import keras
 
     from splitsdk.wire.bundle import load_bundle
-    from splitsdk.wire.packing import pack, requantize_lut, unpack_dequantize
 
     bundle = load_bundle(bundle_dir)
-    edge_out = run_tflite(bundle.edge_model.read_bytes(), [x.astype(np.float32)])
-    cloud_in = []
-    for c in bundle.crossing:
-        q = edge_out[c.edge_output]
-        rows = []
-        for sample in q:
-            wire = pack(requantize_lut(sample.astype(np.int8), c.lut_table), c.bits)
-            rows.append(unpack_dequantize(wire, c.shape, c.bits, c.scale, c.zero_point))
-        cloud_in.append(np.stack(rows))
+    cloud_in = _cloud_inputs(bundle, x)
     if bundle.cloud_model.suffix == ".tflite":  # ONNX-sourced bundles ship the cloud half as float TFLite
         content = bundle.cloud_model.read_bytes()
         got = run_tflite(content, cloud_in, [c.tensor for c in bundle.crossing])
@@ -65,6 +60,32 @@ def split_pipeline(bundle_dir: Path, x: np.ndarray, outputs: list[np.ndarray] | 
     cloud = keras.models.load_model(bundle.cloud_model, compile=False)
     out = cloud.predict(cloud_in if len(cloud_in) > 1 else cloud_in[0], verbose=0)
     return [np.asarray(o) for o in (out if isinstance(out, list | tuple) else [out])]
+
+
+def _cloud_inputs(bundle: Bundle, x: np.ndarray) -> list[np.ndarray]:
+    """What the receiver hands the cloud model for frames `x`: each crossing tensor through the int8 edge model,
+    the wire's LUT, packing and dequantisation; for a CLOUD-ONLY+JPEG bundle the frame's pixels through the JPEG
+    encoder at its quality and the receiver's decoder."""
+    from splitsdk.wire.compression import decode_jpeg, encode_jpeg, from_pixels, to_pixels
+    from splitsdk.wire.edge import jpeg_quality
+    from splitsdk.wire.packing import pack, requantize_lut, unpack_dequantize
+
+    quality = jpeg_quality(bundle)
+    if quality is not None:
+        spec = bundle.input
+        pixels = to_pixels(x.astype(np.float32), spec.scale, spec.offset)
+        decoded = [decode_jpeg(encode_jpeg(p, quality), p.shape) for p in pixels]
+        return [np.stack([from_pixels(d, spec.scale, spec.offset) for d in decoded])]
+    edge_out = run_tflite(bundle.edge_model.read_bytes(), [x.astype(np.float32)])
+    cloud_in = []
+    for c in bundle.crossing:
+        rows = [
+            unpack_dequantize(pack(requantize_lut(sample.astype(np.int8), c.lut_table), c.bits), c.shape, c.bits,
+                              c.scale, c.zero_point)
+            for sample in edge_out[c.edge_output]
+        ]
+        cloud_in.append(np.stack(rows))
+    return cloud_in
 
 
 def full_model_outputs(graph: LayerGraph, x: np.ndarray) -> list[np.ndarray]:
