@@ -45,6 +45,26 @@ class Systolic:
         return self.rows * self.cols
 
 
+OpKind = Literal["conv", "depthwise", "dense", "pool", "elementwise"]
+MAC_KINDS = ("conv", "depthwise", "dense")  # rated in MACs per cycle; the other kinds in elements per cycle
+
+
+@dataclass(frozen=True)
+class OpRate:
+    """One op kind's rate on a CPU or GPU in the int8 mode: its work (MACs, or elements for pooling and
+    element-wise ops) at `macs_per_cycle` / `elements_per_cycle` per core, plus `per_op_us` per layer (in place
+    of the device's `layer_overhead_us`). Other modes scale the rate by their MAC rate over the int8 mode's.
+    Sustained figures: the device's `efficiency` does not apply."""
+
+    per_op_us: float = field(metadata=NOT_NEGATIVE)
+    macs_per_cycle: float | None = field(default=None, metadata=POSITIVE)
+    elements_per_cycle: float | None = field(default=None, metadata=POSITIVE)
+
+    def __post_init__(self) -> None:
+        if (self.macs_per_cycle is None) == (self.elements_per_cycle is None):
+            raise ValueError("give exactly one of macs_per_cycle and elements_per_cycle")
+
+
 @dataclass(frozen=True)
 class Device:
     """Figures for planning. `kind` picks the analytic model: systolic closed form or roofline."""
@@ -65,6 +85,16 @@ class Device:
     # the device CPU's cost of the traffic codecs (None: the file does not say; the planner then cannot model them)
     zstd_ns_per_byte: float | None = field(default=None, metadata=POSITIVE)  # zstd level 3, per uncompressed byte
     jpeg_ns_per_pixel: float | None = field(default=None, metadata=POSITIVE)  # libjpeg-turbo 4:2:0, per input pixel
+    # per-op-kind rates measured in the int8 mode (cpu/gpu; None: mode rates, elementwise_per_cycle, overhead)
+    op_rates: dict[OpKind, OpRate] | None = None
+
+    def __post_init__(self) -> None:
+        for kind, rate in (self.op_rates or {}).items():
+            if (kind in MAC_KINDS) != (rate.macs_per_cycle is not None):
+                unit = "macs_per_cycle" if kind in MAC_KINDS else "elements_per_cycle"
+                raise ValueError(f"op_rates.{kind}: give {unit}")
+        if self.op_rates and self.kind == "systolic":
+            raise ValueError("op_rates: only for cpu and gpu devices (a systolic device uses its closed form)")
 
     @property
     def bytes_per_cycle(self) -> float:
@@ -89,11 +119,15 @@ class ComputeMode:
 class ModelFile:
     """What the runtime's model file holds beyond the kernels (bytes, fitted on converted files).
 
-    A weighted layer stores its kernel at the weights' storage width plus, per output channel, a
-    bias of `bias_bits` and its quantisation parameters (`per_channel_bytes` in all), plus the
-    tensor and operator records (`per_weighted_layer_bytes`); any other layer costs
-    `per_layer_bytes`, each model output `per_output_bytes`, the file itself `base_bytes`. The
-    runtime maps the file into memory, so this is also what the edge weights cost in RAM.
+    A weighted layer stores its kernel at the weights' storage width, each bias value it has (its
+    own or a folded batch norm's) at `bias_value_bytes`, per output channel the kernel's and bias'
+    quantisation parameters (`per_channel_bytes`), and per runtime op the tensor and operator
+    records (`per_weighted_layer_bytes`; a separable conv is two ops, its depthwise half with
+    channels of its own). A layer without a bias, or with a bias of zeros, gets a buffer of zeros,
+    which the converter stores once for all of its length: not priced. Any other op (a weightless
+    layer, an activation the runtime does not fuse) costs `per_layer_bytes`, each model output
+    `per_output_bytes`, the file itself `base_bytes`. The runtime maps the file into memory, so
+    this is also what the edge weights cost in RAM.
     """
 
     per_channel_bytes: float = field(metadata=NOT_NEGATIVE)
@@ -101,6 +135,7 @@ class ModelFile:
     per_layer_bytes: float = field(metadata=NOT_NEGATIVE)
     per_output_bytes: float = field(metadata=NOT_NEGATIVE)
     base_bytes: float = field(metadata=NOT_NEGATIVE)
+    bias_value_bytes: float = field(default=0.0, metadata=NOT_NEGATIVE)  # 0: a bias costs its weights' width
     # per-layer precision mixes: each conversion op between precisions (with its tensor), and the extra
     # bytes per output channel of a layer with 16-bit activations (its bias is int64, not int32)
     per_conversion_bytes: float = field(default=0.0, metadata=NOT_NEGATIVE)

@@ -131,10 +131,12 @@ def _attrs(op: Any, op_type: str, in_shapes: list[tuple[int, ...]]) -> dict[str,
     if op_type in ("Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose"):
         kernel = op.depthwise_kernel if op_type == "SeparableConv2D" else op.kernel
         cin = in_shapes[0][-1]
+        separable: dict[str, Any] = {}
         if op_type == "DepthwiseConv2D":
             filters, groups = cin * int(kernel.shape[3]), cin
-        elif op_type == "SeparableConv2D":
+        elif op_type == "SeparableConv2D":  # TFLite: a depthwise conv of its own (cin x multiplier), then a 1x1
             filters, groups = int(op.pointwise_kernel.shape[-1]), 1
+            separable = {"depthwise_channels": cin * int(kernel.shape[3])}
         else:
             filters, groups = int(op.filters), int(getattr(op, "groups", 1))
         return {
@@ -143,14 +145,24 @@ def _attrs(op: Any, op_type: str, in_shapes: list[tuple[int, ...]]) -> dict[str,
             "filters": filters,
             "groups": groups,
             "in_channels": cin,
+            "kernel_elements": _count(kernel) + (_count(op.pointwise_kernel) if separable else 0),
+            **separable,
+            **_zero_bias(op),
         }
     if op_type == "Dense":
         return {"kernel": (1,), "strides": (1,), "filters": int(op.units), "groups": 1,
-                "in_channels": int(op.kernel.shape[0])}
+                "in_channels": int(op.kernel.shape[0]), "kernel_elements": _count(op.kernel), **_zero_bias(op)}
     if op_type == "Activation":  # e.g. MobileNet's final softmax: its int8 output has a fixed range on TFLite
         name = getattr(getattr(op, "activation", None), "__name__", None)
         return {"activation": name} if name else {}
     return {}
+
+
+def _zero_bias(op: Any) -> dict[str, bool]:
+    """{"zero_bias": True} for a bias of zeros (an untrained layer's): the TFLite converter stores identical
+    constant buffers once, so such a bias costs the file next to nothing."""
+    bias = getattr(op, "bias", None) if getattr(op, "use_bias", False) else None
+    return {"zero_bias": True} if bias is not None and not np.any(np.asarray(bias.numpy())) else {}
 
 
 class _Importer:

@@ -136,6 +136,12 @@ def optimize(graph: LayerGraph) -> LayerGraph:
                 lay.activation = act
                 lay.macs += act_layer.macs
                 merge(lay, act_layer)
+    # 4. a batch norm left after a separable conv: the TFLite converter folds it into that conv's 1x1 (its bias)
+    ops = {x.name: x.op for x in layers}
+    for lay in layers:
+        producer = tensors[lay.inputs[0]].producer if lay.op == "BatchNormalization" and lay.inputs else None
+        if producer is not None and ops.get(producer) == "SeparableConv2D" and sole_consumer(lay.inputs[0]) is lay:
+            lay.attrs = {**lay.attrs, "folds_into": producer}
     return LayerGraph(
         graph.name,
         [graph.tensors[t] for t in graph.inputs],
@@ -170,6 +176,8 @@ def _fold(layer: Layer, bn: Layer) -> int:
     cfg = base.get_config()
     cfg["use_bias"] = True
     _replace(layer, cfg, {"kernel": k, "bias": b})
+    attrs = {key: v for key, v in layer.attrs.items() if key != "zero_bias"}  # a copy: the unoptimised graph's
+    layer.attrs = {**attrs, "zero_bias": True} if not np.any(b) else attrs  # an untrained net's: shared in the file
     return int(k.size + b.size)
 
 

@@ -93,23 +93,54 @@ class Evaluation:
         return self.edge_weight_bytes + self.peak_activation_bytes
 
 
+def weight_set_parts(layer: Layer) -> tuple[int, int, int, int]:
+    """How the runtime's file holds a weight set: (kernel values, bias values, output channels with
+    quantisation parameters, runtime ops). A separable conv is a depthwise op with channels of its
+    own, then a 1x1 op; a bias of zeros is stored once per length, so not priced; a layer whose
+    importer gave no kernel size keeps one bias per output channel."""
+    if layer.attrs.get("folds_into"):  # a batch norm the converter folds into the conv before: its offsets
+        return 0, layer.weights // 2, 0, 0
+    filters = int(layer.attrs.get("filters", 0))
+    kernel = layer.attrs.get("kernel_elements")
+    if kernel is None:
+        channels = filters if 0 < filters < layer.weights else 0
+        return layer.weights - channels, channels, channels, 1
+    kernel = min(int(kernel), layer.weights)
+    biases = 0 if layer.attrs.get("zero_bias") else layer.weights - kernel  # zeros: one shared buffer per length
+    depthwise = int(layer.attrs.get("depthwise_channels", 0))
+    return kernel, biases, filters + depthwise, 2 if depthwise else 1
+
+
 def weight_set_bytes(layer: Layer, bits: int, storage: Mapping[int, int], model_file: ModelFile | None) -> int:
     """Device bytes of one weight set: the kernel at its storage width, plus, where the runtime's model
-    file says so, per-channel biases and quantisation parameters and the layer's records."""
+    file says so, the biases, the per-channel quantisation parameters and the layer's records."""
     sbits = storage.get(bits, bits)
     if model_file is None:
         return tensor_bytes(layer.weights, sbits)
-    channels = int(layer.attrs.get("filters", 0))
-    channels = channels if 0 < channels < layer.weights else 0
-    extra = channels * model_file.per_channel_bytes + model_file.per_weighted_layer_bytes
-    return tensor_bytes(layer.weights - channels, sbits) + math.ceil(extra)
+    kernel, biases, channels, ops = weight_set_parts(layer)
+    if not model_file.bias_value_bytes:  # biases at the weights' width
+        kernel, biases = kernel + biases, 0
+    extra = (biases * model_file.bias_value_bytes + channels * model_file.per_channel_bytes
+             + ops * model_file.per_weighted_layer_bytes)
+    return tensor_bytes(kernel, sbits) + math.ceil(extra)
+
+
+# ops of an activation fused into a layer: TFLite fuses relu and relu6 into the op; swish is LOGISTIC + MUL; others one
+_ACTIVATION_OPS = {"relu": 0, "relu6": 0, "linear": 0, "swish": 2, "silu": 2}
+
+
+def other_ops(layer: Layer) -> int:
+    """Runtime ops without weights a layer adds to the file: a weightless layer's own, and the ops of an
+    activation fused into it that the runtime does not fuse."""
+    act = _ACTIVATION_OPS.get(layer.activation, 1) if layer.activation else 0
+    return act + (0 if layer.quantizable else 1)
 
 
 def fixed_model_bytes(edge_layers: Sequence[Layer], n_outputs: int, model_file: ModelFile | None) -> int:
-    """The bit-independent part of an edge model file: weightless layers' records, outputs, header."""
+    """The bit-independent part of an edge model file: weightless ops' records, outputs, header."""
     if model_file is None or not edge_layers:
         return 0
-    others = sum(1 for lay in edge_layers if not lay.quantizable)
+    others = sum(other_ops(lay) for lay in edge_layers)
     return math.ceil(
         model_file.base_bytes + others * model_file.per_layer_bytes + n_outputs * model_file.per_output_bytes
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from splitsdk.graph.model import Layer, LayerGraph
+from splitsdk.target import OpKind
 
 # Layers that only relabel data: no compute, no data movement.
 FREE_OPS = frozenset(
@@ -27,6 +28,8 @@ CONV_OPS = frozenset({"Conv1D", "Conv2D", "Conv", "DepthwiseConv1D", "DepthwiseC
 DEPTHWISE_OPS = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
 SEPARABLE_OPS = frozenset({"SeparableConv1D", "SeparableConv2D"})
 DENSE_OPS = frozenset({"Dense", "EinsumDense"})
+ACTIVATION_PRODUCT_OPS = frozenset({"Dot", "Attention", "AdditiveAttention", "Einsum"})  # MACs, no weights
+POOL_PREFIXES = ("MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool")  # Keras' and ONNX's names
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,13 @@ class LayerWork:
     output_elements: int
     weights: int
     free: bool = False
+    kind: OpKind | None = None  # the op kind a target's `device.op_rates` prices (None: none of them)
+
+    @property
+    def elements(self) -> int:
+        """Elements an element op handles (what `op_rates` counts for pool and elementwise): the larger of
+        those it reads and those it writes."""
+        return max(self.input_elements + self.model_input_elements, self.output_elements)
 
 
 def layer_work(graph: LayerGraph, layer: Layer) -> LayerWork:
@@ -104,7 +114,26 @@ def layer_work(graph: LayerGraph, layer: Layer) -> LayerWork:
         return LayerWork((), 0, 0, in_elems, model_in, out_elems, 0, free=True)
     sims = _sim_layers(graph, layer) if layer.macs > 0 else ()
     elementwise = 0 if sims else max(in_elems + model_in, out_elems)
-    return LayerWork(tuple(sims), layer.macs, elementwise, in_elems, model_in, out_elems, layer.weights)
+    return LayerWork(tuple(sims), layer.macs, elementwise, in_elems, model_in, out_elems, layer.weights,
+                     kind=op_kind(layer))
+
+
+def op_kind(layer: Layer) -> OpKind | None:
+    """The op kind of `layer` for per-op-kind rates: conv (a separable conv too: its pointwise half dominates),
+    depthwise, dense, pool, elementwise (any other layer without weights: adds, activations, ...); None for
+    the other weighted layers and products of two activations (LSTM, attention, transposed conv, Dot, ...),
+    which keep the mode's rate."""
+    if layer.op in DEPTHWISE_OPS or (layer.op == "Conv" and int(layer.attrs.get("groups") or 1) > 1):
+        return "depthwise"
+    if layer.op in CONV_OPS or layer.op in SEPARABLE_OPS:
+        return "conv"
+    if layer.op in DENSE_OPS or layer.op in ("Gemm", "MatMul"):
+        return "dense"
+    if layer.op.startswith(POOL_PREFIXES):
+        return "pool"
+    if layer.weights == 0 and layer.op not in ACTIVATION_PRODUCT_OPS:
+        return "elementwise"
+    return None
 
 
 def _sim_layers(graph: LayerGraph, layer: Layer) -> list[SimLayer]:
