@@ -35,6 +35,11 @@ def interpreter(content: bytes, all_tensors: bool = False) -> Any:
     return interp
 
 
+def op_names(content: bytes) -> list[str]:
+    """The builtin op names of a TFLite model's operators, in execution order."""
+    return [str(op["op_name"]) for op in interpreter(content)._get_ops_details()]  # noqa: SLF001 (its only op view)
+
+
 def io_details(content: bytes) -> tuple[list[TensorQuant], list[TensorQuant]]:
     """Inputs and outputs of a TFLite model in index order, with their quantisation."""
     interp = interpreter(content)

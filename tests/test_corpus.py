@@ -68,3 +68,45 @@ def test_onnx_softmax_output_sent_from_the_edge_stays_on_its_int8_grid(tmp_path:
     full = full_model_outputs(graph, x)[0]
     assert np.ptp(full) < 1 / 256  # the float outputs all lie within one int8 step
     np.testing.assert_allclose(got * 256, np.round(got * 256), atol=1e-3)  # on the runtime's 1/256 grid
+
+
+def test_tf2onnx_split_after_its_input_transpose_sends_the_nhwc_frame(tmp_path: Path) -> None:
+    """tf2onnx:ResNet50's plan put only tf2onnx's input Transpose on the edge (split 1). On that edge half alone no
+    convolution tells the frame's layout, so onnx2tf took the NHWC frame for NCHW (edge input [1,32,3,32]: "Cannot
+    set tensor: Dimension mismatch"), and with the layout right it cancels the Transpose, leaving an edge of no
+    ops. The layout now comes from the whole model, and an op-less edge sends the frame, quantised."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    import tf2onnx
+    from plan_factory import forced_plan
+
+    from splitsdk.convert import convert_plan, split_pipeline
+    from splitsdk.convert.verify import full_model_outputs
+    from splitsdk.graph import load_graph
+    from splitsdk.runtime import io_details, op_names
+
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    inp = keras.Input((32, 32, 3))
+    x = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(24, 7, strides=2)(layers.ZeroPadding2D(3)(inp))))
+    x = layers.MaxPooling2D(3, strides=2)(layers.ZeroPadding2D(1)(x))
+    out = layers.Dense(10)(layers.GlobalAveragePooling2D()(layers.Conv2D(16, 3, padding="same")(x)))
+    model = tmp_path / "net.onnx"
+    spec = (tf.TensorSpec((1, 32, 32, 3), tf.float32, name="input"),)
+    tf2onnx.convert.from_keras(bench.trained_like(keras.Model(inp, out)), input_signature=spec, opset=17,
+                               output_path=str(model))
+    graph = load_graph(model)
+    assert graph.layer(graph.topological_order()[0]).op == "Permute"  # the importer's name for Transpose
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.random((32, 32, 32, 3), np.float32))
+    plan = forced_plan(model, tmp_path / "plan.json", 1)
+    report = convert_plan(plan, model=model, out=tmp_path / "bundle", calib=tmp_path / "calib.npz", samples=16)
+    edge = (tmp_path / "bundle" / "edge.tflite").read_bytes()
+    assert io_details(edge)[0][0].shape == (32, 32, 3) and op_names(edge)
+    v = report.verification
+    assert v is not None and v.output_mse <= 2 * v.simulated_mse + 1e-6
+    x = rng.random((4, 32, 32, 3), np.float32)
+    full = full_model_outputs(graph, x)
+    got = split_pipeline(tmp_path / "bundle", x, full, list(graph.outputs))
+    assert float(np.mean((got[0] - full[0]) ** 2)) <= 2 * v.simulated_mse + 1e-6

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from splitsdk.graph import LayerGraph
 from splitsdk.graph.onnx_import import detect_layout
 from splitsdk.graph.onnx_weights import OnnxConstants
 from splitsdk.quant import onnx_channels, quantize_kernel
-from splitsdk.runtime import tensor_key
+from splitsdk.runtime import op_names, tensor_key
 from splitsdk.toolchain.doctor import missing_package
 
 EDGE_CONTAINER_BITS = 8
@@ -145,8 +146,11 @@ def onnx2tf_error(output: str, workdir: Path, onnx_path: Path) -> str:
     return line.replace(str(workdir / "named.onnx"), onnx_path.name).replace(str(workdir), ".")[:300]
 
 
-def onnx_to_saved_model(onnx_path: Path, workdir: Path, calib: np.ndarray, timeout_s: float = 900) -> Path:
-    """onnx2tf on a copy of the model whose node and tensor names are sanitised (`sanitize_names`)."""
+def onnx_to_saved_model(onnx_path: Path, workdir: Path, calib: np.ndarray, timeout_s: float = 900,
+                        channels_last: Collection[str] | None = None) -> Path:
+    """onnx2tf on a copy of the model whose node and tensor names are sanitised (`sanitize_names`).
+    `channels_last`: the (original) names of the inputs that are channels-last, when the caller knows it from a
+    larger graph; None: detected on this graph."""
     import onnx
 
     if importlib.util.find_spec("onnx2tf") is None:
@@ -154,10 +158,13 @@ def onnx_to_saved_model(onnx_path: Path, workdir: Path, calib: np.ndarray, timeo
     out = workdir / "saved_model"
     _calibration_file(workdir, calib)
     proto = onnx.load(str(onnx_path))
-    sanitize_names(proto)
+    renamed = sanitize_names(proto)
     onnx.save(proto, str(workdir / "named.onnx"))
     # inputs already channels-last (a tf2onnx export) stay so: onnx2tf would transpose them as if NCHW
-    nhwc = [i.name for i in proto.graph.input if detect_layout(proto.graph, i.name).channels_last_input]
+    if channels_last is None:
+        nhwc = [i.name for i in proto.graph.input if detect_layout(proto.graph, i.name).channels_last_input]
+    else:
+        nhwc = [renamed.get(name, name) for name in channels_last]
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(workdir / "named.onnx"), str(out), ",".join(nhwc)], cwd=workdir,
         capture_output=True,
@@ -185,6 +192,8 @@ def convert_onnx_halves(
 ) -> tuple[bytes, bytes]:
     """(int8 edge TFLite, float cloud TFLite) for a cut of an ONNX model; a float edge with `edge_float`
     (for a per-layer precision mix, quantised afterwards)."""
+    import onnx
+
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if cloud_only:  # the frame crosses: quantise it on the edge, the whole model runs in the cloud
@@ -193,8 +202,14 @@ def convert_onnx_halves(
             return edge, saved_model_to_tflite(onnx_to_saved_model(model, work / "cloud", calib), None)
         edge_onnx = extract(model, graph_inputs, crossing, work / "edge.onnx")
         (work / "edge").mkdir()
-        edge_saved = onnx_to_saved_model(edge_onnx, work / "edge", calib)
+        # the frame's layout is the whole model's: an edge half of layout ops only (tf2onnx's input Transpose)
+        # has no convolution to tell it by, and onnx2tf would take an NHWC frame for NCHW
+        full = onnx.load(str(model)).graph
+        nhwc = [name for name in graph_inputs if detect_layout(full, name).channels_last_input]
+        edge_saved = onnx_to_saved_model(edge_onnx, work / "edge", calib, channels_last=nhwc)
         edge = saved_model_to_tflite(edge_saved, None if edge_float else [calib])
+        if not edge_float and not op_names(edge):  # onnx2tf cancelled the layout ops: the edge sends the frame, quantised
+            edge = to_int8_tflite(input_quantizer(tuple(calib.shape[1:])), [calib])
         if edge_only:
             return edge, b""
         cloud_onnx = extract(model, crossing, outputs, work / "cloud.onnx")

@@ -61,9 +61,9 @@ class TensorCheck:
 
 def lsb_tolerance(content: bytes) -> tuple[int, str]:
     """The LSB tolerance of the edge model's int8 outputs (`OP_EXTRA_LSB` over its ops) and why."""
-    from splitsdk.runtime import interpreter
+    from splitsdk.runtime import op_names
 
-    ops = [str(op["op_name"]) for op in interpreter(content)._get_ops_details()]  # noqa: SLF001
+    ops = op_names(content)
     extra = {op: ops.count(op) * OP_EXTRA_LSB[op] for op in sorted(set(ops)) if OP_EXTRA_LSB.get(op)}
     why = ", ".join(f"{n} x {op}" for op, n in ((op, ops.count(op)) for op in extra)) or "no op beyond requantising"
     return INT_TOLERANCE_LSB + sum(extra.values()), why
