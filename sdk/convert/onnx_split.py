@@ -208,7 +208,7 @@ def convert_onnx_halves(
         nhwc = [name for name in graph_inputs if detect_layout(full, name).channels_last_input]
         edge_saved = onnx_to_saved_model(edge_onnx, work / "edge", calib, channels_last=nhwc)
         edge = saved_model_to_tflite(edge_saved, None if edge_float else [calib])
-        if not edge_float and not op_names(edge):  # onnx2tf cancelled the layout ops: the edge sends the frame, quantised
+        if not edge_float and not op_names(edge):  # onnx2tf cancelled the layout ops: send the frame, quantised
             edge = to_int8_tflite(input_quantizer(tuple(calib.shape[1:])), [calib])
         if edge_only:
             return edge, b""
