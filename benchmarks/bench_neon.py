@@ -234,7 +234,7 @@ def profile(fw_dir: Path, bundle: Path, image: Path, frame: Path | None, runs: i
     from splitsdk.toolchain.build import load_firmware
 
     fw = load_firmware(fw_dir)
-    run = run_on_camera(fw, image, runs, 1, frame, icount=0)
+    run, _ = run_on_camera(fw, image, runs, 1, frame, icount=0)
     assert run.clock == "camera-icount" and run.icount_shift == 0, "the camera must run with -icount shift=0"
     source = measured_source(fw, run)
     write_measured(table, to_rows(layer_timings(run.profile, bundle_edge(bundle), fewest=True)), source)

@@ -74,6 +74,86 @@ def test_qemu_arm_profile_says_it_is_emulated_wall_time(base: Path, tmp_path: Pa
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "use --qemu" in proc.stderr
 
 
+@pytest.fixture(scope="module")
+def own(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The camera net saved here, planned (cortex-a7, 50 Mbit/s: stem_conv + pool1 on the edge), converted and
+    built for cortex-a7: (model, bundle, firmware). `--modes` converts the edge again from this model."""
+    from splitsdk.convert import convert_plan
+    from splitsdk.examples.camera_net import build
+    from splitsdk.plan import plan_model
+
+    work = tmp_path_factory.mktemp("profile-own")
+    model = work / "camera_net.keras"
+    build().save(model)
+    convert_plan(plan_model(model, "cortex-a7", Link(50.0), exact=None), model, work / "bundle", samples=16,
+                 verify=False)
+    return model, work / "bundle", shared_firmware(work, work / "bundle", "cortex-a7")
+
+
+MODES = ["int16x8", "dynamic_int8", "float32"]  # cortex-a7's besides int8, which the shipped model runs
+MODE_PAIRS = {(8, 8), (8, 16), (8, 32), (32, 32)}
+
+
+def _check_every_mode_feeds_the_profile(model: Path, table_file: Path) -> None:
+    """Every (wbits, abits) the planner prices for the edge layers comes from the table: each pair's own
+    row, or the row of the pair its runtime mode runs the same way (4-bit weights run as int8)."""
+    from splitsdk.graph import load_graph
+    from splitsdk.profile.build import edge_bit_pairs
+    from splitsdk.target import load_target
+
+    table = load_measured(table_file)
+    assert table.source is not None and list(table.source.modes) == MODES
+    for layer in ("stem_conv", "pool1"):
+        assert set(table.by_bits[layer]) == MODE_PAIRS
+        assert all(ms > 0 for ms in table.by_bits[layer].values())
+    graph = load_graph(model)
+    profile = build_profile(graph, "cortex-a7", "cloud-gpu", measured_edge=table_file)
+    for layer in ("stem_conv", "pool1"):
+        row = table.by_bits[layer]
+        for pair, same in [((8, 16), (8, 16)), ((4, 16), (8, 16)), ((8, 32), (8, 32)), ((2, 32), (8, 32)),
+                           ((32, 32), (32, 32)), ((6, 8), (8, 8))]:
+            assert profile.edge_ms(layer, *pair) == pytest.approx(row[same]), (layer, pair)
+    pairs = edge_bit_pairs(load_target("cortex-a7"))
+    total = len(graph.topological_order()) * len(pairs)
+    assert f"({2 * len(pairs)}/{total} values measured)" in profile.source
+
+
+@pytest.mark.requires_qemu
+def test_modes_measure_each_precision_the_planner_may_choose(own: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    model, bundle, fw = own
+    out = tmp_path / "modes.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "splitsdk", "profile", str(fw), str(bundle), "--qemu", "--runs", "2", "--warmup", "1",
+         "--modes", "all", "--model", str(model), "-o", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for mode in MODES:
+        assert f"\n{mode}:\n" in proc.stdout
+    assert "not measured" not in proc.stdout
+    _check_every_mode_feeds_the_profile(model, out)
+    table = load_measured(out)
+    assert table.source is not None and "float32" in table.source.note and "random frames" in table.source.note
+
+
+def test_modes_refuse_what_they_cannot_do(own: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    model, bundle, fw = own
+    with pytest.raises(ProfileError, match="--modes: needs --model"):
+        profile_edge(fw, bundle, modes="all")
+    with pytest.raises(ProfileError, match="--modes: cortex-a7 runs no mode 'int4'"):
+        profile_edge(fw, bundle, modes="int8,int4", model=model)
+    from splitsdk.examples.camera_net import build
+
+    other = tmp_path / "other.keras"  # another save of the architecture: its own weights and SHA-256
+    build().save(other)
+    with pytest.raises(ProfileError, match="--model: .*model.sha256 does not match .*other.keras"):
+        profile_edge(fw, bundle, modes="float32", model=other, out=tmp_path / "x.csv")
+    # the example bundle's plan.json is of an older schema: its edge cannot be converted again
+    with pytest.raises(ProfileError, match="schema_version 1 is from an older splitsdk.*other modes"):
+        profile_edge(fw, EXAMPLE, modes="float32", model=model, out=tmp_path / "x.csv")
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_the_table_feeds_back_into_plan(host_table: Path, tmp_path: Path) -> None:
     from splitsdk.examples.camera_net import build
     from splitsdk.graph import load_graph
@@ -116,37 +196,38 @@ def test_profile_refuses_a_bundle_without_edge_layers(tmp_path: Path) -> None:
 
 @pytest.mark.requires_qemu
 @pytest.mark.timeout(900)
-def test_camera_icount_profile_is_deterministic(base: Path, tmp_path: Path) -> None:
-    """One boot (~15 s), two profiles: instruction-count time repeats (up to timer interrupts)."""
+def test_camera_icount_profile_is_deterministic(own: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """One boot (~15 s), two profiles of every mode: instruction-count time repeats (up to timer interrupts)."""
     from splitsdk.camera.image import build_image
     from splitsdk.camera.qemu import camera_down, camera_up
 
-    fw = shared_firmware(base, EXAMPLE, "cortex-a7")
+    model, bundle, fw = own
     image = build_image(tmp_path / "image", None, target="cortex-a7")
     camera_up(image.root, icount=0, timeout_s=300)
     try:
         tables = [tmp_path / f"camera-{i}.csv" for i in range(2)]
-        runs = [profile_edge(fw, EXAMPLE, camera_image=image.root, runs=5, warmup=1, out=t) for t in tables]
+        runs = [profile_edge(fw, bundle, camera_image=image.root, runs=5, warmup=1, out=t, modes="all", model=model)
+                for t in tables]
     finally:
         camera_down(image.root)
-    first, second = ({t.layer: t.ms for t in r.layers} for r in runs)
-    assert list(first) == list(second) == ["stem_conv", "pool1"]
+    first, second = ({(t.layer, m.mode): t.ms for m in r.modes for t in m.layers} | {(t.layer, "shipped"): t.ms
+                     for t in r.layers} for r in runs)
+    assert [t.layer for t in runs[0].layers] == ["stem_conv", "pool1"]
+    assert set(first) == set(second) == {(n, m) for n in ("stem_conv", "pool1") for m in ["shipped", *MODES]}
     # the instructions of the app repeat exactly; what varies is the kernel's timer interrupts that fall
     # into an op (a tick every 4 ms of virtual time, its phase set by when the SSH command arrived, in
     # host time): a few thousand instructions per tick, under 0.5% of these ops
-    for layer in first:
-        assert first[layer] == pytest.approx(second[layer], rel=5e-3)
+    for key in first:
+        assert first[key] == pytest.approx(second[key], rel=5e-3), key
     src = runs[0].source
     assert src.clock == "camera-icount" and src.icount_shift == 0
     assert "not Cortex-A7 milliseconds" in src.describe()
+    _check_every_mode_feeds_the_profile(model, tables[0])
 
     # the camera's table feeds back into plan, and both runs' tables make the same plan
-    from splitsdk.examples.camera_net import build
     from splitsdk.plan import plan_model
     from splitsdk.plan.report import comparisons
 
-    model = tmp_path / "camera_net.keras"
-    build().save(model)
     plans = [plan_model(model, "cortex-a7", Link(50.0), exact=None, edge_profile=t) for t in tables]
     assert plans[0].profile_source.startswith(f"edge=measured:{tables[0]}+analytic(")
     assert {c.layer for c in comparisons(plans[0])} == {"stem_conv", "pool1"}

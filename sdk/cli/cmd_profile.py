@@ -1,13 +1,18 @@
-"""`splitsdk profile FIRMWARE BUNDLE [--host | --qemu | --camera IMAGE] --runs N -o measured.csv`:
-the edge model's per-layer latency measured by the firmware, as a table `splitsdk plan --edge-profile` reads."""
+"""`splitsdk profile FIRMWARE BUNDLE [--host | --qemu | --camera IMAGE] --runs N [--modes all --model M] -o OUT`:
+the edge model's per-layer latency measured by the firmware (at the shipped bits, and with `--modes` at each
+runtime mode of the target), as a table `splitsdk plan --edge-profile` reads."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from splitsdk.cli.args import input_argument, resolve_input
+
+if TYPE_CHECKING:
+    from splitsdk.profile.device import LayerTiming
 
 
 def register(sub: Any) -> None:
@@ -25,6 +30,12 @@ def register(sub: Any) -> None:
     p.add_argument("--runs", type=int, default=10, help="timed invocations (default 10; medians are reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed invocations first (default 2)")
     p.add_argument("--input", type=Path, help="a frame file to run on (default: a mid-grey frame)")
+    p.add_argument("--modes", default="shipped",
+                   help="runtime modes to measure besides the shipped model: 'all' (every mode of the target), "
+                   "a comma-separated list (int8,int16x8,dynamic_int8,float32), or 'shipped' (default: none); "
+                   "the edge is converted at each from --model")
+    p.add_argument("--model", type=Path, help="the model the bundle's plan was made for (needed by --modes)")
+    p.add_argument("--calib", type=Path, help="calibration data for --modes' conversions (random frames without it)")
     p.add_argument("-o", "--output", required=True, type=Path, help="the table to write (layer,wbits,abits,ms CSV)")
     p.set_defaults(func=run, needs_tensorflow=False)
 
@@ -45,13 +56,26 @@ def run(args: argparse.Namespace) -> int:
         camera_image=args.camera,
         icount=None if args.icount < 0 else args.icount,
         out=args.output,
+        modes=args.modes,
+        model=args.model,
+        calib=args.calib,
     )
     src = result.source
     print(f"{src.target}: {src.describe()}")
-    width = max(len(t.layer) for t in result.layers)
-    for t in result.layers:
-        print(f"  {t.layer:<{width}}  w{t.wbits}/a{t.abits}  {t.ms:10.4f} ms  {' '.join(t.ops) or '(fused)'}")
-    total = sum(t.ms for t in result.layers)
-    print(f"  {'sum':<{width}}           {total:10.4f} ms  (whole invocation: {src.invoke_ms:.4f} ms)")
+    _print_rows("shipped", result.layers, src.invoke_ms)
+    for m in result.modes:
+        if m.error:
+            print(f"{m.mode}: not measured: {m.error}")
+        else:
+            _print_rows(m.mode, m.layers, m.invoke_ms)
     print(f"table: {result.table}")
     return 0
+
+
+def _print_rows(title: str, layers: Sequence[LayerTiming], invoke_ms: float) -> None:
+    print(f"{title}:")
+    width = max(len(t.layer) for t in layers)
+    for t in layers:
+        print(f"  {t.layer:<{width}}  w{t.wbits}/a{t.abits}  {t.ms:10.4f} ms  {' '.join(t.ops) or '(fused)'}")
+    total = sum(t.ms for t in layers)
+    print(f"  {'sum':<{width}}           {total:10.4f} ms  (whole invocation: {invoke_ms:.4f} ms)")

@@ -19,6 +19,7 @@ sum of the ops, i.e. one invocation.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -31,9 +32,10 @@ from pathlib import Path
 from typing import Literal
 
 from splitsdk.codec import CodecError, bounds, decode
-from splitsdk.errors import ProfileError, SplitSdkError
+from splitsdk.errors import ProfileError, SplitSdkError, first_line
 from splitsdk.profile.measured import Clock, MeasuredRow, MeasuredSource
-from splitsdk.target import RuntimeBuild, load_target
+from splitsdk.profile.modes import SHIPPED, convert_modes, parse_modes
+from splitsdk.target import ComputeMode, RuntimeBuild, load_target
 from splitsdk.toolchain.build import BINARY, Firmware
 from splitsdk.toolchain.emulate import app_command
 from splitsdk.toolchain.tools import run_tool
@@ -109,23 +111,29 @@ def profile_args(model: str, runs: int, warmup: int, frame: str | None) -> list[
     return [*args, "--input", frame] if frame is not None else args
 
 
-def run_local(fw: Firmware, where: Where, runs: int, warmup: int, frame: Path | None,
-              timeout_s: float = 600.0) -> DeviceRun:
-    """Natively (`native`: a target without QEMU, e.g. host) or under qemu-arm user mode (`qemu`)."""
+def check_where(fw: Firmware, where: Where) -> None:
     target = load_target(fw.target_file)
     if where == "native" and target.qemu is not None:
         raise ProfileError(f"--host: {fw.root} is built for {target.name}, which runs under QEMU (use --qemu)")
     if where == "qemu" and target.qemu is None:
         raise ProfileError(f"--qemu: {fw.root} is built for {target.name}, which has no QEMU (use --host)")
+
+
+def run_local(fw: Firmware, where: Where, runs: int, warmup: int, frame: Path | None,
+              timeout_s: float = 600.0, model: Path | None = None) -> DeviceRun:
+    """Natively (`native`: a target without QEMU, e.g. host) or under qemu-arm user mode (`qemu`), on
+    the firmware's edge model or on `model` (another conversion of the same edge)."""
+    check_where(fw, where)
     frame_arg = str(frame.resolve()) if frame is not None else None
-    cmd = app_command(fw, profile_args(str(fw.model.resolve()), runs, warmup, frame_arg))
+    path = model if model is not None else fw.model
+    cmd = app_command(fw, profile_args(str(path.resolve()), runs, warmup, frame_arg))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
-        raise ProfileError(f"{fw.root}: the profile run did not finish within {timeout_s:.0f} s") from None
+        raise ProfileError(f"{path}: the profile run did not finish within {timeout_s:.0f} s") from None
     if proc.returncode != 0:
-        raise ProfileError(f"{fw.root}: the edge app failed ({proc.returncode}): {_last_error(proc.stderr)}")
-    return DeviceRun(parse_app_profile(proc.stdout, str(fw.root)), "qemu-user" if where == "qemu" else "host")
+        raise ProfileError(f"{path}: the edge app failed ({proc.returncode}): {_last_error(proc.stderr)}")
+    return DeviceRun(parse_app_profile(proc.stdout, str(path)), "qemu-user" if where == "qemu" else "host")
 
 
 def _last_error(stderr: str) -> str:
@@ -144,10 +152,14 @@ def _tar(root: Path, extra: dict[str, Path]) -> bytes:
 
 
 def run_on_camera(fw: Firmware, image_dir: str | Path, runs: int, warmup: int, frame: Path | None,
-                  icount: int | None = 0, timeout_s: float = 900.0) -> DeviceRun:
+                  icount: int | None = 0, timeout_s: float = 900.0,
+                  models: Sequence[Path] = ()) -> tuple[DeviceRun, list[DeviceRun | str]]:
     """On the emulated camera booted from `image_dir` (a running one is reused, with its own -icount;
     otherwise it is booted with `icount` and powered off afterwards): the firmware is copied to the
-    camera's RAM disk, the installed app is stopped, and the profile runs with the firmware's libraries."""
+    camera's RAM disk, the installed app is stopped, and the profile runs with the firmware's libraries,
+    on the shipped edge model and then on each of `models` in the same boot (per model its run, or
+    why the app failed on it)."""
+    from splitsdk.camera.errors import CameraError
     from splitsdk.camera.flash import DEFAULT_ROOT, CameraTool
     from splitsdk.camera.qemu import camera_down, camera_up, load_state
 
@@ -164,24 +176,43 @@ def run_on_camera(fw: Firmware, image_dir: str | Path, runs: int, warmup: int, f
             tool.info()
             tool.fw("stop")  # the installed app would share the core with the profile run
             extra = {"input" + frame.suffix: frame} if frame is not None else {}
+            extra |= {f"model-{i}.tflite": m for i, m in enumerate(models)}
             remote.check(f"rm -rf {_REMOTE_DIR} && mkdir -p {_REMOTE_DIR} && tar -x -C {_REMOTE_DIR}",
                          _tar(fw.root, extra), timeout_s=300)
             loader = _loader(fw)
             d = _REMOTE_DIR
-            args = profile_args(f"{d}/share/{BINARY}/edge.tflite", runs, warmup,
-                                f"{d}/input{frame.suffix}" if frame is not None else None)
-            # without address-space randomisation, so that repeated runs execute the same instructions
-            aslr = "/proc/sys/kernel/randomize_va_space"
-            app = f"{d}/lib/{loader} --library-path {d}/lib {d}/bin/{BINARY} {' '.join(args)}"
-            out = remote.check(f"o=$(cat {aslr}); echo 0 > {aslr}; {app}; rc=$?; echo $o > {aslr}; exit $rc",
-                               timeout_s=timeout_s)
+            outs: list[tuple[int, str, str]] = []
+            remote_frame = f"{d}/input{frame.suffix}" if frame is not None else None
+            on_camera = [f"{d}/share/{BINARY}/edge.tflite", *(f"{d}/model-{i}.tflite" for i in range(len(models)))]
+            for remote_model in on_camera:
+                args = profile_args(remote_model, runs, warmup, remote_frame)
+                # without address-space randomisation, so that repeated runs execute the same instructions
+                aslr = "/proc/sys/kernel/randomize_va_space"
+                app = f"{d}/lib/{loader} --library-path {d}/lib {d}/bin/{BINARY} {' '.join(args)}"
+                ran = remote.run(f"o=$(cat {aslr}); echo 0 > {aslr}; {app}; rc=$?; echo $o > {aslr}; exit $rc",
+                                 timeout_s=timeout_s)
+                if ran[0] == 255:
+                    raise CameraError(f"cannot reach the camera at {remote}: {ran[2].strip()[-200:] or 'ssh failed'}")
+                outs.append(ran)
             remote.run(f"rm -rf {_REMOTE_DIR}", timeout_s=60)
             tool.fw("start")
     finally:
         if started:
             camera_down(image_dir)
     clock: Clock = "camera" if cam.icount is None else "camera-icount"
-    return DeviceRun(parse_app_profile(out, f"{cam.host}"), clock, cam.icount)
+    rc, out, err = outs[0]
+    if rc != 0:
+        raise ProfileError(f"{cam.host}: the edge app failed ({rc}): {_last_error(err)}")
+    shipped = DeviceRun(parse_app_profile(out, f"{cam.host}"), clock, cam.icount)
+    others: list[DeviceRun | str] = []
+    for model, (rc, out, err) in zip(models, outs[1:], strict=True):
+        try:
+            if rc != 0:
+                raise ProfileError(f"the edge app failed ({rc}): {_last_error(err)}")
+            others.append(DeviceRun(parse_app_profile(out, f"{cam.host}: {model.name}"), clock, cam.icount))
+        except ProfileError as exc:
+            others.append(first_line(exc))
+    return shipped, others
 
 
 def _loader(fw: Firmware) -> str:
@@ -317,7 +348,16 @@ def bundle_edge(bundle_dir: str | Path) -> EdgeLayers:
     return edge
 
 
-def measured_source(fw: Firmware, run: DeviceRun) -> MeasuredSource:
+def invoke_ms(run: DeviceRun) -> float:
+    """One whole invocation: the minimum under -icount (see `layer_timings`), else the median."""
+    return run.profile.invoke.min_ms if run.clock == "camera-icount" else run.profile.invoke.median_ms
+
+
+SHIPPED_NOTE = "the bundle's edge model as shipped (its per-layer bits)"
+
+
+def measured_source(fw: Firmware, run: DeviceRun, note: str = SHIPPED_NOTE,
+                    modes: Sequence[str] = ()) -> MeasuredSource:
     return MeasuredSource(
         clock=run.clock,
         target=fw.target,
@@ -326,14 +366,25 @@ def measured_source(fw: Firmware, run: DeviceRun) -> MeasuredSource:
         warmup=run.profile.warmup,
         runtime=runtime_build(fw, run.profile.runtime),
         icount_shift=run.icount_shift,
-        invoke_ms=run.profile.invoke.min_ms if run.clock == "camera-icount" else run.profile.invoke.median_ms,
-        note="int8 as shipped (the bundle's per-layer bits); other precisions need the edge converted at "
-        "them and profiled again",
+        invoke_ms=invoke_ms(run),
+        note=note,
+        modes=tuple(modes),
     )
 
 
 def to_rows(timings: Sequence[LayerTiming]) -> list[MeasuredRow]:
     return [MeasuredRow(t.layer, t.wbits, t.abits, t.ms) for t in timings]
+
+
+@dataclass(frozen=True)
+class ModeProfile:
+    """The edge converted at one runtime mode and profiled: its rows (every layer keyed by the mode's
+    containers), or why it was not measured."""
+
+    mode: str
+    layers: tuple[LayerTiming, ...] = ()
+    invoke_ms: float = 0.0
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -343,6 +394,18 @@ class EdgeProfile:
     layers: tuple[LayerTiming, ...]
     source: MeasuredSource
     table: Path | None
+    modes: tuple[ModeProfile, ...] = ()
+
+    def rows(self) -> list[MeasuredRow]:
+        """The table's rows: the shipped model's, then each mode's (layer, bits) the shipped did not cover."""
+        out = to_rows(self.layers)
+        seen = {(r.layer, r.wbits, r.abits) for r in out}
+        for m in self.modes:
+            for r in to_rows(m.layers):
+                if (r.layer, r.wbits, r.abits) not in seen:
+                    seen.add((r.layer, r.wbits, r.abits))
+                    out.append(r)
+        return out
 
 
 def resolve_firmware(path: str | Path, work: Path) -> Firmware:
@@ -357,6 +420,24 @@ def resolve_firmware(path: str | Path, work: Path) -> Firmware:
     raise ProfileError(f"{p}: neither a firmware ({FIRMWARE_FILE}) nor a generated project ({PROJECT_FILE})")
 
 
+def _at_mode(edge: EdgeLayers, mode: ComputeMode) -> EdgeLayers:
+    """`edge` with every layer at `mode`'s containers (a weightless layer too: it ran in that model)."""
+    return dataclasses.replace(edge, weight_bits={n: int(mode.weights) for n in edge.layers},
+                               activation_bits={n: int(mode.activations) for n in edge.layers})
+
+
+def _modes_note(results: Sequence[ModeProfile], model: Path, calib: str | Path | None) -> str:
+    done = [m for m in results if not m.error]
+    parts = [SHIPPED_NOTE]
+    if done:
+        parts.append(f"{', '.join(m.mode for m in done)}: the edge converted with every layer at that mode from "
+                     f"{model.name} (calibration: {Path(calib).name if calib is not None else 'random frames'}) "
+                     f"and run by the same app (whole invocation: "
+                     f"{', '.join(f'{m.mode} {m.invoke_ms:.4g} ms' for m in done)})")
+    parts += [f"{m.mode}: not measured: {m.error}" for m in results if m.error]
+    return "; ".join(parts)
+
+
 def profile_edge(
     firmware: str | Path,
     bundle: str | Path,
@@ -368,9 +449,15 @@ def profile_edge(
     camera_image: str | Path | None = None,
     icount: int | None = 0,
     out: str | Path | None = None,
+    modes: str = SHIPPED,
+    model: str | Path | None = None,
+    calib: str | Path | None = None,
 ) -> EdgeProfile:
     """Profile the firmware's edge model (natively, under qemu-arm, or on the emulated camera when
-    `camera_image` is given) and map the ops to the bundle plan's edge layers; write the table to `out`."""
+    `camera_image` is given) and map the ops to the bundle plan's edge layers; write the table to `out`.
+
+    `modes` (`shipped`, `all` or a list of the target's mode names) adds the edge converted from
+    `model` (and `calib`) at each of those modes, run by the same app in the same place."""
     from splitsdk.profile.measured import write_measured
 
     if runs < 1:
@@ -382,15 +469,49 @@ def profile_edge(
     edge = bundle_edge(bundle)
     with tempfile.TemporaryDirectory(prefix="splitsdk-profile-") as tmp:
         fw = resolve_firmware(firmware, Path(tmp))
+        target = load_target(fw.target_file)
+        shipped_modes = {target.quant.mode_for(*layer_bits(n, edge.weight_bits, edge.activation_bits))
+                         for n in edge.layers}
+        wanted = tuple(m for m in parse_modes(modes, target) if shipped_modes != {m})  # not the shipped again
+        if wanted and model is None:
+            raise ProfileError("--modes: needs --model, the model the bundle's plan was made for")
+        on_camera = camera_image is not None or where == "camera"
+        chosen: Where = where or ("qemu" if target.qemu is not None else "native")
+        if not on_camera:
+            check_where(fw, chosen)  # before minutes of conversion
+        converted = convert_modes(bundle, model, wanted, Path(tmp) / "modes", calib) if model and wanted else []
+        paths = [m.path for m in converted if m.path is not None]
         img = Path(frame) if frame is not None else None
-        if camera_image is not None or where == "camera":
+        others: list[DeviceRun | str] = []
+        if on_camera:
             if camera_image is None:
                 raise ProfileError("--camera needs the camera image directory")
-            run = run_on_camera(fw, camera_image, runs, warmup, img, icount)
+            run, others = run_on_camera(fw, camera_image, runs, warmup, img, icount, models=paths)
         else:
-            chosen: Where = where or ("qemu" if load_target(fw.target_file).qemu is not None else "native")
             run = run_local(fw, chosen, runs, warmup, img)
-        source = measured_source(fw, run)
-    timings = layer_timings(run.profile, edge, fewest=run.clock == "camera-icount")
-    table = write_measured(out, to_rows(timings), source) if out is not None else None
-    return EdgeProfile(tuple(timings), source, table)
+            for path in paths:
+                try:
+                    others.append(run_local(fw, chosen, runs, warmup, img, model=path))
+                except ProfileError as exc:
+                    others.append(first_line(exc))
+        fewest = run.clock == "camera-icount"
+        ran = iter(others)
+        results: list[ModeProfile] = []
+        for m in converted:
+            got = next(ran) if m.path is not None else m.error
+            if isinstance(got, str):
+                results.append(ModeProfile(m.mode.name, error=got))
+                continue
+            try:
+                timings = layer_timings(got.profile, _at_mode(edge, m.mode), fewest=fewest)
+            except ProfileError as exc:
+                results.append(ModeProfile(m.mode.name, error=first_line(exc)))
+                continue
+            results.append(ModeProfile(m.mode.name, tuple(timings), invoke_ms(got)))
+        note = _modes_note(results, Path(model), calib) if model and wanted else SHIPPED_NOTE
+        source = measured_source(fw, run, note, [r.mode for r in results if not r.error])
+    timings = layer_timings(run.profile, edge, fewest=fewest)
+    result = EdgeProfile(tuple(timings), source, None, tuple(results))
+    if out is None:
+        return result
+    return dataclasses.replace(result, table=write_measured(out, result.rows(), source))

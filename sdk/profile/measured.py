@@ -55,6 +55,7 @@ class MeasuredSource:
     icount_shift: int | None = field(default=None, metadata=bounds(ge=0, le=10))
     invoke_ms: float = field(default=0.0, metadata=bounds(ge=0))  # median of whole invocations, same clock
     note: str = ""
+    modes: tuple[str, ...] = ()  # runtime modes measured besides the shipped model (the edge converted at each)
 
     def describe(self) -> str:
         shift = f", shift={self.icount_shift}: 1 instruction = {2 ** self.icount_shift} ns" \
@@ -62,7 +63,8 @@ class MeasuredSource:
         stat = "minimum over the runs" if self.clock == "camera-icount" else "medians"
         return (f"{CLOCK_MEANING[self.clock]}{shift}; {self.runs} runs after {self.warmup} warm-up, {stat}; "
                 f"TFLite {self.runtime.tflite}, NEON {'on' if self.runtime.neon else 'off'}, "
-                f"XNNPACK {'on' if self.runtime.xnnpack else 'off'}")
+                f"XNNPACK {'on' if self.runtime.xnnpack else 'off'}"
+                + (f"; also measured at {', '.join(self.modes)} (the edge converted at each)" if self.modes else ""))
 
 
 @dataclass
