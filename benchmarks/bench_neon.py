@@ -177,43 +177,74 @@ def op_elements(model: Path) -> dict[int, int]:
             for op in interp._get_ops_details() if str(op["op_name"]) not in MAC_OPS}  # noqa: SLF001
 
 
-def fit(points: list[tuple[float, float]]) -> tuple[float, float, float]:
-    """instructions = a * work + b by relative least squares (each op's error relative to its count; b >= 0),
-    and the worst relative error of the fit over the points."""
+def op_outputs(model: Path) -> dict[int, int]:
+    """Output elements of each op of a TFLite model (by op index)."""
+    from splitsdk.runtime import interpreter
+
+    interp = interpreter(model.read_bytes())
+    sizes = {t["index"]: int(np.prod(t["shape"])) for t in interp.get_tensor_details()}
+    return {int(op["index"]): sum(sizes[o] for o in op["outputs"]) for op in interp._get_ops_details()}  # noqa: SLF001
+
+
+@dataclass(frozen=True)
+class Fit:
+    """instructions = a * work + c * outputs + b, and the worst relative error over the points."""
+
+    a: float
+    b: float
+    worst: float
+    c: float = 0.0
+
+
+def fit(points: list[tuple[float, float]], outputs: list[float] | None = None) -> Fit:
+    """instructions = a * work + b (with `outputs`, the ops' output elements, and more than 3 points: + c * outputs)
+    by relative least squares (each op's error relative to its count); a negative term is dropped and the rest
+    fitted again."""
     x = np.array([p[0] for p in points], dtype=float)
     y = np.array([p[1] for p in points], dtype=float)
-    a_mat = np.stack([x / y, 1.0 / y], axis=1)
-    (a, b), *_ = np.linalg.lstsq(a_mat, np.ones_like(y), rcond=None)
-    if b < 0 or len(points) < 2:  # one point or a negative intercept: a rate alone
-        a, b = float(np.sum(x / y) / np.sum((x / y) ** 2)), 0.0
-    worst = float(np.max(np.abs((a * x + b) / y - 1.0)))
-    return float(a), float(b), worst
+    out = np.array(outputs if outputs is not None else [0.0] * len(points), dtype=float)
+    terms = ["a", "c", "b"] if outputs is not None and len(points) > 3 else ["a", "b"]  # more points than terms
+    column = {"a": x, "c": out, "b": np.ones_like(y)}
+    while True:
+        if len(points) < len(terms):
+            terms = ["a"]
+        mat = np.stack([column[t] / y for t in terms], axis=1)
+        coef = dict(zip(terms, np.linalg.lstsq(mat, np.ones_like(y), rcond=None)[0], strict=True))
+        negative = [t for t in terms if t != "a" and coef[t] < 0]
+        if not negative:
+            break
+        terms.remove("b" if "b" in negative else negative[0])
+    a, b, c = float(coef["a"]), float(coef.get("b", 0.0)), float(coef.get("c", 0.0))
+    worst = float(np.max(np.abs((a * x + c * out + b) / y - 1.0)))
+    return Fit(a, b, worst, c)
 
 
-def fit_table(results: dict[str, Profiled], work: dict[str, dict[int, int]], mhz: float) -> str:
-    """Per op type and per op kind: the fit of the NEON instructions on the ops' work, and the rate it implies
-    at 1 instruction per cycle and `mhz`."""
-    by_type: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    by_kind: dict[str, list[tuple[float, float]]] = defaultdict(list)
+def fit_table(results: dict[str, Profiled], work: dict[str, dict[int, int]], outputs: dict[str, dict[int, int]],
+              mhz: float) -> str:
+    """Per op type and per op kind: the fit of the NEON instructions on the ops' work (and for the MAC ops
+    their output elements), and the rates it implies at 1 instruction per cycle and `mhz`."""
+    by_type: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    by_kind: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     models: dict[str, set[str]] = defaultdict(set)
     for model, prof in results.items():
         for index, op, insns in prof.ops:
             if index in work[model] and work[model][index] > 0:
-                by_type[op].append((work[model][index], insns))
+                point = (work[model][index], outputs[model].get(index, 0), insns)
+                by_type[op].append(point)
                 models[op].add(model)
                 if op in OP_KINDS:
-                    by_kind[OP_KINDS[op]].append((work[model][index], insns))
-    lines = ["| op type / kind | ops | models | work | instructions per unit | fixed per op (k instr) | "
-             "worst error | implied rate at IPC 1 | fixed per op at 900 MHz (us) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+                    by_kind[OP_KINDS[op]].append(point)
+    lines = ["| op type / kind | ops | models | work | instructions per unit | per output element | "
+             "fixed per op (k instr) | worst error | implied rate at IPC 1 | fixed per op at 900 MHz (us) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     rows = [(op, pts, ", ".join(sorted(models[op]))) for op, pts in sorted(by_type.items())]
     rows += [(f"**{kind}**", pts, "") for kind, pts in sorted(by_kind.items())]
     for name, pts, used in rows:
-        a, b, worst = fit(pts)
         mac = name.strip("*") in MAC_OPS or name.strip("*") in ("conv", "depthwise", "dense")
+        f = fit([(p[0], p[2]) for p in pts], [p[1] for p in pts] if mac else None)
         unit = "MAC" if mac else "element"
-        lines.append(f"| {name} | {len(pts)} | {used} | {unit} | {a:.3f} | {b / 1e3:.1f} | {worst * 100:.0f}% | "
-                     f"{1 / a:.2f} {unit}s per cycle | {b / mhz:.1f} |")
+        lines.append(f"| {name} | {len(pts)} | {used} | {unit} | {f.a:.3f} | {f'{f.c:.1f}' if mac else '-'} | "
+                     f"{f.b / 1e3:.1f} | {f.worst * 100:.0f}% | {1 / f.a:.2f} {unit}s per cycle | {f.b / mhz:.1f} |")
     return "\n".join(lines)
 
 
@@ -266,6 +297,27 @@ def table(results: dict[str, dict[str, Profiled]], macs: dict[str, dict[int, int
               "implied int8 MACs per cycle at IPC 1 |", "|---|---|---|---|"]
     for op, (b, n, m) in sorted(overall.items(), key=lambda kv: -kv[1][0]):
         lines.append(f"| {op} | {b / n:.2f}x | {f'{n / m:.3f}' if m else '-'} | {f'{m / n:.2f}' if m else '-'} |")
+    return "\n".join(lines)
+
+
+def modelled_vs_measured(sources: dict[str, tuple[Path, Path, Path]], mhz: float) -> str:
+    """Per model (its file, bundle, NEON measured table): the edge layers' measured time (emulated instructions
+    at `mhz`, one per cycle) against the analytic cortex-a7 model at the plan's bits, as Markdown."""
+    from splitsdk.graph import load_graph
+    from splitsdk.plan.schema import load_plan
+    from splitsdk.profile import build_profile, load_measured
+
+    lines = ["| edge | layers | measured at IPC 1 | modelled (analytic, `op_rates`) | modelled / measured |",
+             "|---|---|---|---|---|"]
+    for name, (model, bundle, table) in sources.items():
+        sol = load_plan(bundle / "plan.json").solution
+        profile = build_profile(load_graph(model), "cortex-a7", "cloud-gpu")
+        rows = load_measured(table).by_bits
+        measured = sum(ms for layer in sol.edge_layers for ms in rows.get(layer, {}).values()) * 1e3 / mhz
+        modelled = sum(profile.edge_ms(layer, sol.weight_bits.get(layer, 8), sol.activation_bits.get(layer, 8))
+                       for layer in sol.edge_layers)
+        lines.append(f"| {name} | {len(sol.edge_layers)} | {measured:.2f} ms | {modelled:.2f} ms "
+                     f"| {modelled / measured:.2f}x |")
     return "\n".join(lines)
 
 
@@ -328,13 +380,24 @@ def main(argv: list[str] | None = None) -> int:
     print(table({m: by for m, by in results.items() if len(by) == 2}, macs).replace(f"{REPO}/", ""))
     work_per_op = {model: {**op_elements(bundle / "edge.tflite"), **macs[model]}
                    for model, (bundle, _, _) in models.items()}
+    outputs = {model: op_outputs(bundle / "edge.tflite") for model, (bundle, _, _) in models.items()}
     with (work / "neon-ops.csv").open("w") as fh:  # the points of the fits
-        fh.write("model,op_index,op,work,instructions\n")
+        fh.write("model,op_index,op,work,outputs,instructions\n")
         for model, by in results.items():
-            fh.writelines(f"{model},{i},{op},{work_per_op[model].get(i, 0)},{n:.0f}\n" for i, op, n in by["neon"].ops)
+            fh.writelines(f"{model},{i},{op},{work_per_op[model].get(i, 0)},{outputs[model].get(i, 0)},{n:.0f}\n"
+                          for i, op, n in by["neon"].ops)
     print("\nFits of the NEON instructions per op (all three models; relative least squares):\n")
-    print(fit_table({m: by["neon"] for m, by in results.items()}, work_per_op,
+    print(fit_table({m: by["neon"] for m, by in results.items()}, work_per_op, outputs,
                     load_target("cortex-a7").device.clock_mhz))
+    from splitsdk.examples.digits import weights_path as digits_weights
+    from splitsdk.examples.lpr import weights_path as lpr_weights
+
+    files = {"licence plate (small)": lpr_weights("small"), "digits CNN": digits_weights(),
+             "calibration": work / "calibration" / "calibration.keras"}
+    print("\nThe analytic model with these rates against the NEON measurements, per edge:\n")
+    print(modelled_vs_measured({model: (files[model], bundle, work / f"measured-{i}-neon.csv")
+                                for i, (model, (bundle, _, _)) in enumerate(models.items())},
+                               load_target("cortex-a7").device.clock_mhz))
     if timings:
         print("\nStep wall times (s, this run): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     return 0

@@ -52,13 +52,16 @@ MAC_KINDS = ("conv", "depthwise", "dense")  # rated in MACs per cycle; the other
 @dataclass(frozen=True)
 class OpRate:
     """One op kind's rate on a CPU or GPU in the int8 mode: its work (MACs, or elements for pooling and
-    element-wise ops) at `macs_per_cycle` / `elements_per_cycle` per core, plus `per_op_us` per layer (in place
-    of the device's `layer_overhead_us`). Other modes scale the rate by their MAC rate over the int8 mode's.
-    Sustained figures: the device's `efficiency` does not apply."""
+    element-wise ops) at `macs_per_cycle` / `elements_per_cycle` per core, plus `cycles_per_output` per output
+    element (what an op does once per value it writes: requantise and store; a conv on few input channels does
+    few MACs per output), plus `per_op_us` per layer (in place of the device's `layer_overhead_us`). Other
+    modes scale the rates by their MAC rate over the int8 mode's. Sustained figures: the device's
+    `efficiency` does not apply."""
 
     per_op_us: float = field(metadata=NOT_NEGATIVE)
     macs_per_cycle: float | None = field(default=None, metadata=POSITIVE)
     elements_per_cycle: float | None = field(default=None, metadata=POSITIVE)
+    cycles_per_output: float = field(default=0.0, metadata=NOT_NEGATIVE)
 
     def __post_init__(self) -> None:
         if (self.macs_per_cycle is None) == (self.elements_per_cycle is None):

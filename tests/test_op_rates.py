@@ -16,7 +16,7 @@ from splitsdk.profile.geometry import LayerWork, layer_work, op_kind
 from splitsdk.target import OpRate, Target, load_target
 
 RATES = {
-    "conv": OpRate(per_op_us=20.0, macs_per_cycle=2.5),
+    "conv": OpRate(per_op_us=20.0, macs_per_cycle=2.5, cycles_per_output=12.0),
     "depthwise": OpRate(per_op_us=10.0, macs_per_cycle=0.5),
     "dense": OpRate(per_op_us=30.0, macs_per_cycle=0.25),
     "pool": OpRate(per_op_us=4.0, elements_per_cycle=0.5),
@@ -59,7 +59,7 @@ def expected_ms(w: LayerWork, target: Target, wbits: int, abits: int) -> float:
     rate, hz = RATES[w.kind], target.device.clock_mhz * 1e6
     scale = target.quant.mode_for(wbits, abits).macs_per_cycle / target.quant.mode_for(8, 8).macs_per_cycle
     if rate.macs_per_cycle is not None:
-        compute = w.macs / (rate.macs_per_cycle * scale * hz)
+        compute = (w.macs / (rate.macs_per_cycle * scale) + w.output_elements * rate.cycles_per_output / scale) / hz
     else:
         assert rate.elements_per_cycle is not None
         compute = w.elements / (rate.elements_per_cycle * scale * hz)
@@ -82,9 +82,11 @@ def test_table_prices_each_kind() -> None:
         # int16 activations and float still cost more than int8 (the modes' ratio is kept)
         assert layer_cost(w, target, 8, 16).ms > layer_cost(w, target, 8, 8).ms
         assert layer_cost(w, target, 32, 32).ms > layer_cost(w, target, 8, 8).ms
-    # the conv's int8 rate is the table's, not the int8 mode's
+    # the conv's int8 rate is the table's, not the int8 mode's, and each output element adds its cycles
     conv = works()["conv1"]
-    assert layer_cost(conv, target, 8, 8).compute_s == pytest.approx(conv.macs / (2.5 * hz))
+    assert conv.output_elements > 0
+    cycles = conv.macs / 2.5 + conv.output_elements * 12.0
+    assert layer_cost(conv, target, 8, 8).compute_s == pytest.approx(cycles / hz)
 
 
 def test_targets_without_table_unchanged() -> None:
@@ -120,7 +122,7 @@ def host_with(tmp_path: Path, table: str) -> Path:
 def test_table_from_toml(tmp_path: Path) -> None:
     path = host_with(tmp_path, "[device.op_rates.conv]\nmacs_per_cycle = 2.0\nper_op_us = 7.5\n")
     rates = load_target(path).device.op_rates
-    assert rates == {"conv": OpRate(per_op_us=7.5, macs_per_cycle=2.0)}
+    assert rates == {"conv": OpRate(per_op_us=7.5, macs_per_cycle=2.0)} and rates["conv"].cycles_per_output == 0.0
 
 
 @pytest.mark.parametrize(("table", "field"), [
@@ -128,6 +130,7 @@ def test_table_from_toml(tmp_path: Path) -> None:
     ("[device.op_rates.pool]\nmacs_per_cycle = 2.0\nelements_per_cycle = 1.0\nper_op_us = 1.0\n", "pool"),
     ("[device.op_rates.lstm]\nmacs_per_cycle = 2.0\nper_op_us = 1.0\n", "lstm"),
     ("[device.op_rates.dense]\nmacs_per_cycle = 0.0\nper_op_us = 1.0\n", "macs_per_cycle"),
+    ("[device.op_rates.conv]\nmacs_per_cycle = 2.0\ncycles_per_output = -1.0\nper_op_us = 1.0\n", "cycles_per_output"),
 ])
 def test_bad_table_is_refused(tmp_path: Path, table: str, field: str) -> None:
     path = host_with(tmp_path, table)
@@ -139,7 +142,13 @@ def test_bad_table_is_refused(tmp_path: Path, table: str, field: str) -> None:
 def test_bench_neon_fit() -> None:
     """The fit bench_neon.py fills the table from: an exact line comes back, b is never negative."""
     fit = load_benchmark("bench_neon").fit
-    a, b, worst = fit([(1000.0, 1000.0 * 0.4 + 3000.0), (5000.0, 5000.0 * 0.4 + 3000.0), (9e5, 9e5 * 0.4 + 3000.0)])
-    assert (a, b, worst) == (pytest.approx(0.4), pytest.approx(3000.0), pytest.approx(0.0, abs=1e-9))
-    a, b, worst = fit([(100.0, 100.0), (200.0, 300.0)])  # the exact line has b = -100: a rate alone instead
-    assert b == 0.0 and a > 0 and worst == pytest.approx(max(abs(a * 100 / 100 - 1), abs(a * 200 / 300 - 1)))
+    f = fit([(1000.0, 1000.0 * 0.4 + 3000.0), (5000.0, 5000.0 * 0.4 + 3000.0), (9e5, 9e5 * 0.4 + 3000.0)])
+    assert (f.a, f.b, f.c, f.worst) == (pytest.approx(0.4), pytest.approx(3000.0), 0.0, pytest.approx(0.0, abs=1e-9))
+    f = fit([(100.0, 100.0), (200.0, 300.0)])  # the exact line has b = -100: a rate alone instead
+    assert f.b == 0.0 and f.a > 0 and f.worst == pytest.approx(max(abs(f.a * 100 / 100 - 1), abs(f.a * 200 / 300 - 1)))
+    # with output elements: a conv's MACs, its outputs (requantise and store) and a fixed cost come back
+    macs, outs = [5e6, 14e6, 1.5e5, 6e5, 2.7e6], [2e5, 6.5e4, 1.6e4, 4e3, 3.7e4]
+    assert fit([(m, 0.25 * m + 29.0 * o) for m, o in zip(macs[:3], outs[:3], strict=True)], outs[:3]).c == 0.0
+    f = fit([(m, 0.25 * m + 29.0 * o + 16000.0) for m, o in zip(macs, outs, strict=True)], outs)
+    assert (f.a, f.c, f.b) == (pytest.approx(0.25), pytest.approx(29.0), pytest.approx(16000.0))
+    assert f.worst == pytest.approx(0.0, abs=1e-9)

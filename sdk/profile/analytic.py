@@ -9,9 +9,10 @@ rate, so int16 activations and float cost what they cost on that device.
 Systolic devices: SCALE-Sim's closed-form compute cycles (systolic.py) plus its memory time.
 CPUs and GPUs: a roofline, max(MACs / MAC rate, bytes / bandwidth), plus a per-layer overhead. A device
 with `op_rates` prices each op kind it lists from the int8 mode's measured rates: the kind's MAC or element
-rate and its fixed per-op cost replace the mode's MAC rate, `elementwise_per_cycle` and `layer_overhead_us`.
-Another mode runs each kind at the table's rate scaled by that mode's MAC rate over the int8 mode's (the
-ratio between the modes is kept), with the same fixed cost per op.
+rate, its cycles per output element and its fixed per-op cost replace the mode's MAC rate,
+`elementwise_per_cycle` and `layer_overhead_us`. Another mode runs each kind at the table's rates scaled by
+that mode's MAC rate over the int8 mode's (the ratio between the modes is kept), with the same fixed cost
+per op.
 Model inputs (camera frames) are read at 8 bits. A layer's activation width applies to the
 activations it reads and writes (the profile is per layer; its producer's width is not known here).
 """
@@ -97,19 +98,28 @@ def layer_cost(work: LayerWork, target: Target, wbits: int, abits: int) -> Cost:
     memory_s = data_bytes(work, w) / (dev.bandwidth_gbps * 1e9)
     kind_rate = op_rate(work, target, wbits, abits)
     if kind_rate is not None:
-        rate, per_op_s = kind_rate
         units = work.macs if work.kind in MAC_KINDS else work.elements
-        compute_s = units / (rate * dev.cores * hz)
-        return Cost(compute_s, memory_s, per_op_s, max(compute_s, memory_s) + per_op_s)
+        cycles = units / kind_rate.per_cycle + work.output_elements * kind_rate.cycles_per_output
+        compute_s = cycles / (dev.cores * hz)
+        return Cost(compute_s, memory_s, kind_rate.per_op_s, max(compute_s, memory_s) + kind_rate.per_op_s)
     compute_s = work.macs / (w.macs_per_cycle * dev.cores * hz) + elementwise_s
     return Cost(compute_s, memory_s, overhead, max(compute_s, memory_s) + overhead)
 
 
-def op_rate(work: LayerWork, target: Target, wbits: int, abits: int) -> tuple[float, float] | None:
-    """(work units per cycle per core, fixed seconds per op) of this layer's kind in the device's `op_rates`,
-    for the mode that runs (wbits, abits): the table holds the int8 mode's rates; another mode runs every kind
-    at the table's rate scaled by its MAC rate over the int8 mode's (the ratio the modes had before). None: the
-    device has no table, no int8 mode, or no rate for this kind."""
+@dataclass(frozen=True)
+class KindRate:
+    """An op kind's price in one mode: work units per cycle per core, cycles per output element, fixed seconds."""
+
+    per_cycle: float
+    cycles_per_output: float
+    per_op_s: float
+
+
+def op_rate(work: LayerWork, target: Target, wbits: int, abits: int) -> KindRate | None:
+    """This layer's kind's rates in the device's `op_rates`, for the mode that runs (wbits, abits): the table
+    holds the int8 mode's rates; another mode runs every kind at the table's rates scaled by its MAC rate over
+    the int8 mode's (the ratio between the modes). None: the device has no table, no int8 mode, or no rate for
+    this kind."""
     rates = target.device.op_rates
     if not rates or work.kind is None or work.kind not in rates:
         return None
@@ -119,7 +129,7 @@ def op_rate(work: LayerWork, target: Target, wbits: int, abits: int) -> tuple[fl
     r = rates[work.kind]
     per_cycle = r.macs_per_cycle if r.macs_per_cycle is not None else r.elements_per_cycle
     scale = target.quant.mode_for(wbits, abits).macs_per_cycle / int8.macs_per_cycle
-    return (per_cycle or 0.0) * scale, r.per_op_us * 1e-6
+    return KindRate((per_cycle or 0.0) * scale, r.cycles_per_output / scale, r.per_op_us * 1e-6)
 
 
 def _ifmap_bits(work: LayerWork, w: Widths) -> int:
