@@ -120,8 +120,9 @@ def per_layer(plan_file: Path, table: Path) -> str:
 
 def per_mode(model: str, plan_file: Path, tables: dict[str, Path]) -> str:
     """Per runtime mode, the analytic plan's edge layers as measured on each build (sum of the layers, in M
-    instructions at 1 ns each; a layer the shipped model runs at sub-8-bit widths counts as int8, the mode
-    that executes them) against the analytic model (ms at 900 MHz and the mode's rates), and the MAC rate
+    instructions; a layer the shipped model runs at sub-8-bit widths counts as int8, the mode that executes
+    them) against the analytic model (ms at the target's clock and the mode's rates; the measurement taken at
+    one instruction per cycle of that clock for the ratio), and the MAC rate
     each measurement implies for the mode: the int8 mode's `macs_per_cycle` times int8's time over the mode's
     (what the target's modes hold; the analytic model scales every op kind's int8 rate by it), as Markdown."""
     from splitsdk.graph import load_graph
@@ -130,7 +131,8 @@ def per_mode(model: str, plan_file: Path, tables: dict[str, Path]) -> str:
     from splitsdk.target import load_target
 
     edge = load_plan(plan_file).solution.edge_layers
-    quant = load_target("cortex-a7").quant
+    target = load_target("cortex-a7")
+    quant, clock_mhz = target.quant, target.device.clock_mhz
     modes = {m.name: m for m in quant.modes}
     analytic = build_profile(load_graph(model), "cortex-a7", "cloud-gpu")
     loaded = {name: load_measured(t) for name, t in tables.items()}
@@ -147,14 +149,14 @@ def per_mode(model: str, plan_file: Path, tables: dict[str, Path]) -> str:
 
     sums = {(n, m): measured(t, m) for n, t in loaded.items() for m in MODES}
     lines = ["| mode (w/a) | " + " | ".join(f"{n}: M instructions" for n in loaded) + " | modelled ms | "
-             + " | ".join(f"{n} / modelled" for n in loaded) + " | macs_per_cycle (target) | "
+             + " | ".join(f"{n} at IPC 1 / modelled" for n in loaded) + " | macs_per_cycle (target) | "
              + " | ".join(f"implied by {n}" for n in loaded) + " |", "|---|" + "---|" * (3 * len(loaded) + 2)]
     for name in MODES:
         mode = modes[name]
         modelled = sum(analytic.edge_ms(layer, mode.weights, mode.activations) for layer in edge)
         got = [sums[n, name] for n in loaded]
         cells = " | ".join("not measured" if v is None else f"{v:.1f}" for v in got)
-        ratios = " | ".join("-" if v is None else f"{v / modelled:.2f}x" for v in got)
+        ratios = " | ".join("-" if v is None else f"{v * 1e3 / clock_mhz / modelled:.2f}x" for v in got)
         implied = []
         for n, v in zip(loaded, got, strict=True):
             base = sums[n, "int8"]
