@@ -162,7 +162,8 @@ def op_macs(model: Path) -> dict[int, int]:
 
 # TFLite op -> the op kind of `device.op_rates` (splitsdk.profile.geometry.op_kind on the imported layer)
 OP_KINDS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "dense", "MAX_POOL_2D": "pool",
-            "AVERAGE_POOL_2D": "pool", "ADD": "elementwise", "LOGISTIC": "elementwise"}
+            "AVERAGE_POOL_2D": "pool", "ADD": "elementwise", "LOGISTIC": "elementwise",
+            "QUANTIZE": "quantize"}  # the frame's: each edge model here quantises its float input once
 
 
 def op_elements(model: Path) -> dict[int, int]:

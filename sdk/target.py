@@ -45,7 +45,9 @@ class Systolic:
         return self.rows * self.cols
 
 
-OpKind = Literal["conv", "depthwise", "dense", "pool", "elementwise"]
+# "quantize": the frame's QUANTIZE (float -> the edge's integer input), priced on the elements of the camera frame
+# a layer reads, on top of that layer's own kind
+OpKind = Literal["conv", "depthwise", "dense", "pool", "elementwise", "quantize"]
 MAC_KINDS = ("conv", "depthwise", "dense")  # rated in MACs per cycle; the other kinds in elements per cycle
 
 

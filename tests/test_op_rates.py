@@ -107,9 +107,29 @@ def test_targets_without_table_unchanged() -> None:
 
 def test_shipped_cortex_a7_table_is_read() -> None:
     rates = load_target("cortex-a7").device.op_rates
-    assert rates is not None and set(rates) == {"conv", "depthwise", "dense", "pool", "elementwise"}
+    assert rates is not None and set(rates) == {"conv", "depthwise", "dense", "pool", "elementwise", "quantize"}
     assert all(rates[k].macs_per_cycle for k in ("conv", "depthwise", "dense"))
-    assert all(rates[k].elements_per_cycle for k in ("pool", "elementwise"))
+    assert all(rates[k].elements_per_cycle for k in ("pool", "elementwise", "quantize"))
+
+
+def test_frame_quantize_is_priced_where_the_frame_is_read() -> None:
+    """The `quantize` rate adds the frame's QUANTIZE to the layers that read the camera frame, only those."""
+    quantize = OpRate(per_op_us=0.9, elements_per_cycle=0.06)
+    base, target = (with_rates(load_target("cortex-a7"), r) for r in (RATES, {**RATES, "quantize": quantize}))
+    hz = target.device.clock_mhz * 1e6
+    for name, w in works().items():
+        if w.free:
+            continue
+        extra = layer_cost(w, target, 8, 8).compute_s - layer_cost(w, base, 8, 8).compute_s
+        if w.model_input_elements:
+            assert extra == pytest.approx(w.model_input_elements / (0.06 * hz) + 0.9e-6), name
+            # another mode scales it like every kind: float32 at its MAC rate over int8's
+            scale = target.quant.mode_for(32, 32).macs_per_cycle / target.quant.mode_for(8, 8).macs_per_cycle
+            extra32 = layer_cost(w, target, 32, 32).compute_s - layer_cost(w, base, 32, 32).compute_s
+            assert extra32 == pytest.approx(w.model_input_elements / (0.06 * scale * hz) + 0.9e-6), name
+        else:
+            assert extra == 0.0, name
+    assert any(w.model_input_elements for w in works().values())
 
 
 def host_with(tmp_path: Path, table: str) -> Path:

@@ -12,13 +12,14 @@ with `op_rates` prices each op kind it lists from the int8 mode's measured rates
 rate, its cycles per output element and its fixed per-op cost replace the mode's MAC rate,
 `elementwise_per_cycle` and `layer_overhead_us`. Another mode runs each kind at the table's rates scaled by
 that mode's MAC rate over the int8 mode's (the ratio between the modes is kept), with the same fixed cost
-per op.
+per op; its `quantize` rate prices the frame's QUANTIZE in the layers that read the camera frame.
 Model inputs (camera frames) are read at 8 bits. A layer's activation width applies to the
 activations it reads and writes (the profile is per layer; its producer's width is not known here).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from splitsdk.profile.geometry import LayerWork
@@ -97,13 +98,27 @@ def layer_cost(work: LayerWork, target: Target, wbits: int, abits: int) -> Cost:
         return Cost(compute_s, memory_s, overhead, compute_s + memory_s + overhead)
     memory_s = data_bytes(work, w) / (dev.bandwidth_gbps * 1e9)
     kind_rate = op_rate(work, target, wbits, abits)
+    frame = input_quantize_s(work, target, wbits, abits)
     if kind_rate is not None:
         units = work.macs if work.kind in MAC_KINDS else work.elements
         cycles = units / kind_rate.per_cycle + work.output_elements * kind_rate.cycles_per_output
-        compute_s = cycles / (dev.cores * hz)
+        compute_s = cycles / (dev.cores * hz) + frame
         return Cost(compute_s, memory_s, kind_rate.per_op_s, max(compute_s, memory_s) + kind_rate.per_op_s)
-    compute_s = work.macs / (w.macs_per_cycle * dev.cores * hz) + elementwise_s
+    compute_s = work.macs / (w.macs_per_cycle * dev.cores * hz) + elementwise_s + frame
     return Cost(compute_s, memory_s, overhead, max(compute_s, memory_s) + overhead)
+
+
+def input_quantize_s(work: LayerWork, target: Target, wbits: int, abits: int) -> float:
+    """The frame's QUANTIZE when this layer reads the camera frame and the device's `op_rates` price it (the
+    `quantize` kind, scaled to the mode like the others; its fixed cost included): seconds, else 0."""
+    rates = target.device.op_rates
+    if not work.model_input_elements or not rates or "quantize" not in rates:
+        return 0.0
+    kind = op_rate(dataclasses.replace(work, kind="quantize"), target, wbits, abits)
+    if kind is None:
+        return 0.0
+    hz = target.device.clock_mhz * 1e6 * target.device.cores
+    return work.model_input_elements / (kind.per_cycle * hz) + kind.per_op_s
 
 
 @dataclass(frozen=True)
