@@ -25,8 +25,12 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
-SPLITSDK = [sys.executable, "-m", "splitsdk"]
-FLAGS = ["--target", "cortex-a7", "--uplink", "3mbit", "--max-accuracy-drop", "1", "--metric", "lpr_exact"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_lpr_profile as lpr_bench  # noqa: E402
+
+SPLITSDK = lpr_bench.SPLITSDK
+FLAGS = lpr_bench.PLAN_FLAGS
 WAYS = {"without --cloud-ops (the demo)": [], "with --cloud-ops Bidirectional": ["--cloud-ops", "Bidirectional"]}
 
 
@@ -34,13 +38,8 @@ def make_data(work: Path, val: int, test: int) -> tuple[Path, Path, Path]:
     """The demo's data: 64 calibration frames (pixels only), `val` validation and `test` test frames."""
     from splitsdk.examples.lpr import data
 
-    calib, val_npz, test_npz = work / "calib.npz", work / f"val-{val}.npz", work / f"test-{test}.npz"
-    if not calib.exists():
-        labelled = data.write_npz(work / "calib-labelled.npz", 0, 64)
-        np.savez(calib, x=np.load(labelled)["x"])
-        labelled.unlink()
-    if not val_npz.exists():
-        data.write_npz(val_npz, 1, val)
+    calib, val_npz = lpr_bench.calib_and_val(work, val)
+    test_npz = work / f"test-{test}.npz"
     if not test_npz.exists():
         data.write_npz(test_npz, 2, test)
     return calib, val_npz, test_npz

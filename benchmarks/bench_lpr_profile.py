@@ -56,17 +56,26 @@ def step(what: str, out: Path, cmd: list[str], timings: dict[str, float]) -> Pat
     return out
 
 
-def make_data(work: Path, val: int) -> tuple[Path, Path, Path]:
-    """Calibration (64 train frames, pixels only), validation (`val` frames, labelled) and one test frame (PPM)."""
+def calib_and_val(work: Path, val: int) -> tuple[Path, Path]:
+    """The demo's calibration (64 train frames, pixels only) and validation (`val` frames, labelled) sets."""
     from splitsdk.examples.lpr import data
 
-    calib, val_npz, frames = work / "calib.npz", work / f"val-{val}.npz", work / "frames"
+    calib, val_npz = work / "calib.npz", work / f"val-{val}.npz"
     if not calib.exists():
         labelled = data.write_npz(work / "calib-labelled.npz", 0, 64)
         np.savez(calib, x=np.load(labelled)["x"])
         labelled.unlink()
     if not val_npz.exists():
         data.write_npz(val_npz, 1, val)
+    return calib, val_npz
+
+
+def make_data(work: Path, val: int) -> tuple[Path, Path, Path]:
+    """Calibration, validation (`calib_and_val`) and one test frame (PPM)."""
+    from splitsdk.examples.lpr import data
+
+    calib, val_npz = calib_and_val(work, val)
+    frames = work / "frames"
     if not frames.exists():
         data.write_frames(frames, 2, 1)
     return calib, val_npz, sorted(frames.iterdir())[0]
