@@ -151,7 +151,15 @@ def test_modes_refuse_what_they_cannot_do(own: tuple[Path, Path, Path], tmp_path
     # the example bundle's plan.json is of an older schema: its edge cannot be converted again
     with pytest.raises(ProfileError, match="schema_version 1 is from an older splitsdk.*other modes"):
         profile_edge(fw, EXAMPLE, modes="float32", model=model, out=tmp_path / "x.csv")
+    with pytest.raises(ProfileError, match="--calib: .*no such file"):
+        profile_edge(fw, bundle, modes="float32", model=model, calib=tmp_path / "none.npz", out=tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists()
+    # the output's folder is checked before any work
+    proc = subprocess.run(
+        [sys.executable, "-m", "splitsdk", "profile", str(fw), str(bundle), "-o", str(tmp_path / "no" / "x.csv")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "no such folder" in proc.stderr
 
 
 def test_the_table_feeds_back_into_plan(host_table: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from splitsdk.cli.args import input_argument, resolve_input
+from splitsdk.cli.args import check_output_file, input_argument, resolve_input
 
 if TYPE_CHECKING:
     from splitsdk.profile.device import LayerTiming
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.icount < -1 or args.icount > 10:
         raise ProfileError(f"--icount: must be in 0..10 (or -1 for none), got {args.icount}")
+    check_output_file(args.output, ProfileError)  # before minutes of conversions and runs
     result = profile_edge(
         args.firmware,
         resolve_input(args, "bundle"),

@@ -84,6 +84,13 @@ def convert_modes(
         raise ProfileError(f"--model: {model}: no such file")
     graph = load_graph(model)
     sol = plan.solution
+    if calib is not None:  # a bad file is the user's error, not one mode's
+        from splitsdk.quant.calib import load_dataset
+
+        try:
+            load_dataset(calib, tuple(graph.tensors[graph.inputs[0]].shape), samples=1)
+        except SplitSdkError as exc:
+            raise ProfileError(f"--calib: {first_line(exc)}") from None
     if calib is None:  # the values do not change which kernels run: uniform frames in [0, 1)
         work.mkdir(parents=True, exist_ok=True)
         calib = work / "random-frames.npz"
