@@ -4,9 +4,9 @@ its set vs the per-interval oracle.
 One run: the test suite's ladder model (64x64x3, a cheap strided conv, three heavier convs, GAP, dense; random
 weights) planned for cortex-a7 over 1..20 Mbit/s (`plan_split_set`, at most 3 splits, the dense head kept in the
 cloud), converted into one multi-split bundle (`convert_split_set`), served by a real `splitsdk serve` process.
-Each camera run goes through its own link shaper (`host_tools/linkshaper.py`, RTT 10 ms) with the schedule
-20 -> 1 -> 20 Mbit/s, STEP_S seconds per step, frames back to back (each after the previous RESULT), at most
-MAX_FRAMES: the adaptive camera (`AdaptiveCamera`: uplink estimated from its sends, hysteresis, probes) and one
+Each camera run (`splitsdk.toolchain.schedule.camera_run`) goes through its own link shaper (RTT 10 ms) with the
+schedule 20 -> 1 -> 20 Mbit/s, --step-s seconds per step, frames back to back (each after the previous RESULT), at most
+1,500: the adaptive camera (`AdaptiveCamera`: uplink estimated from its sends, hysteresis, probes) and one
 static camera per member of the set (`split=` forced). The edge stage is paced to the member's modelled
 cortex-a7 edge time (the planner's cost model; the host runs the chain far faster), so latency = emulated edge
 time + measured wire, receiver and cloud time. Latency is capture to RESULT, measured on this host.
@@ -24,97 +24,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host_tools"))
-
-STEPS = (20.0, 1.0, 20.0)  # Mbit/s
-RTT_MS = 10.0
-STEP_S = 4.0
-MAX_FRAMES = 1500
-
-
-@dataclass
-class Run:
-    name: str
-    per_interval: list[list[float]]  # latencies (ms) of the frames captured in each interval
-    frames: int
-    switches: int
-    probes: int
-    lost: int
-    duplicated: int
-
-    @property
-    def interval_means(self) -> list[float]:
-        return [statistics.fmean(v) if v else float("nan") for v in self.per_interval]
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.interval_means)
-
-    @property
-    def p95(self) -> float:
-        return p95([x for v in self.per_interval for x in v])
-
-
-def p95(values: list[float]) -> float:
-    return float(np.percentile(values, 95)) if values else float("nan")
-
-
-def camera_run(bundle: object, receiver: object, name: str, split: int | None, step_s: float,
-               images: list[np.ndarray] | None = None) -> Run:
-    """One camera through its own shaper under the schedule; `images` (cycled; default 8 random frames)."""
-    from linkshaper import LinkShaper, Step
-
-    from splitsdk.wire.edge import AdaptiveCamera, drive
-
-    if images is None:
-        rng = np.random.default_rng(7)
-        images = list(rng.integers(0, 256, (8, *bundle.input.shape)).astype(np.uint8))  # type: ignore[attr-defined]
-    device = f"bench-{name}-{os.getpid()}"
-    schedule = [Step(step_s, r, RTT_MS) for r in STEPS]
-    with LinkShaper(("127.0.0.1", receiver.port), schedule) as shaper:  # type: ignore[attr-defined]
-        t0 = time.monotonic()
-        camera = AdaptiveCamera(bundle, *shaper.address, device, split=split, pace=True)  # type: ignore[arg-type]
-        try:
-            records = drive(camera, images, step_s * len(STEPS) - (time.monotonic() - t0), MAX_FRAMES)
-        finally:
-            camera.close(send_stats=False)
-    with sqlite3.connect(receiver.db) as conn:  # type: ignore[attr-defined]
-        seqs = [r[0] for r in conn.execute("SELECT seq FROM results WHERE device_id = ?", (device,))]
-    answered = [r.result.seq for r in records]
-    per: list[list[float]] = [[] for _ in STEPS]
-    for r in records:
-        per[min(int((r.start_s - t0) // step_s), len(STEPS) - 1)].append(r.latency_s * 1e3)
-    return Run(name, per, len(records), camera.switches, camera.probes,
-               lost=len(set(range(len(records))) - set(seqs)),
-               duplicated=len(answered) - len(set(answered)) + len(seqs) - len(set(seqs)))
-
-
-def warm_up(bundle: object, receiver: object, split: int, frames: int = 20) -> None:
-    """Frames of `split` straight to the receiver (no shaper), not measured."""
-    from splitsdk.wire.edge import AdaptiveCamera, drive
-
-    camera = AdaptiveCamera(bundle, "127.0.0.1", receiver.port, f"warm-{split}-{os.getpid()}", split=split)  # type: ignore[arg-type,attr-defined]
-    try:
-        drive(camera, [np.zeros(bundle.input.shape, np.uint8)], 60.0, frames)  # type: ignore[attr-defined]
-    finally:
-        camera.close(send_stats=False)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--step-s", type=float, default=STEP_S, help="seconds per step of the schedule")
+    ap.add_argument("--step-s", type=float, default=4.0, help="seconds per step of the schedule")
     ap.add_argument("-o", "--out", type=Path, help="also write the markdown table here")
     args = ap.parse_args(argv)
     from plan_factory import make_plan
@@ -122,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from splitsdk.convert.chain import convert_split_set
     from splitsdk.toolchain.emulate import ReceiverProcess
+    from splitsdk.toolchain.schedule import RTT_MS, STEPS, camera_run, p95, warm_up
     from splitsdk.wire.bundle import load_bundle
 
     with tempfile.TemporaryDirectory(prefix="bench-adaptive-") as tmp:

@@ -1,9 +1,9 @@
 """Frame rate and queueing loss: the queueing model against the real edge app, rate by rate.
 
-The host-built edge app (the tests' small conv bundle, tests/edge_app_helpers.py) sends to a real
-`splitsdk serve` subprocess through host_tools/linkshaper.py at a slow uplink (0.05 Mbit/s, 40 ms RTT),
-so sending is the bottleneck stage. One run at a low rate (5 frames/s) measures each stage's service
-time (capture and infer as the app's means, send as the per-frame FRAME -> RESULT samples); from them
+The host-built edge app (the tests' small conv bundle, tests/edge_app_helpers.py) sends to a real `splitsdk
+serve` subprocess through the link shaper (`splitsdk.toolchain.linkshaper`) at a slow uplink (0.05 Mbit/s, 40 ms
+RTT), so sending is the bottleneck stage. One run at a low rate (5 frames/s) measures each stage's service time
+(capture and infer as the app's means, send as the per-frame FRAME -> RESULT samples); from them
 splitsdk.plan.traffic predicts throughput, loss and latency at each arrival rate (0.7x, 1.0x, 1.5x, 2x the
 bottleneck's capacity, `knee_fps`), periodic and Poisson (`--arrivals`, seeded), and the app runs at each:
 

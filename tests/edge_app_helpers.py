@@ -7,7 +7,6 @@ edge part converted to int8 TFLite, a float cloud head, a manifest with LUTs.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,8 +30,6 @@ __all__ = [
     "shaped_run",
     "write_frames",
 ]
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "host_tools"))  # linkshaper
 
 
 def write_frames(folder: Path, n: int, seed: int = 0) -> Path:
@@ -170,9 +167,8 @@ def shaped_run(
     import sqlite3
     import uuid
 
-    from linkshaper import LinkShaper, Step
-
     from splitsdk.toolchain.emulate import ReceiverProcess, app_args, run_app
+    from splitsdk.toolchain.linkshaper import LinkShaper, Step
 
     if receiver is None:
         with ReceiverProcess(bundle) as fresh:

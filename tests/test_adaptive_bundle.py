@@ -163,10 +163,8 @@ def test_the_python_camera_follows_a_two_step_link_and_every_frame_gets_one_resu
     split to the deep one; each frame gets exactly one RESULT (seq by seq, one stored row each), none lost."""
     import sqlite3
 
-    from edge_app_helpers import __name__ as _  # noqa: F401 - puts host_tools (the link shaper) on sys.path
-    from linkshaper import LinkShaper, Step
-
     from splitsdk.toolchain.emulate import ReceiverProcess
+    from splitsdk.toolchain.linkshaper import LinkShaper, Step
     from splitsdk.wire.edge import AdaptiveCamera, drive
 
     bundle = work["bundle"]

@@ -106,8 +106,7 @@ def _stored(receiver: ReceiverProcess, device: str) -> tuple[list[int], list[dic
 def test_the_app_follows_a_two_step_link_and_every_frame_gets_one_result(work: dict[str, Any]) -> None:
     """20 -> 1 Mbit/s behind the link shaper: the app starts at the shallow split, switches to the deep one,
     and every frame it captured is answered exactly once (the receiver's database)."""
-    from edge_app_helpers import __name__ as _  # noqa: F401 - puts host_tools (the link shaper) on sys.path
-    from linkshaper import LinkShaper, Step
+    from splitsdk.toolchain.linkshaper import LinkShaper, Step
 
     bundle: Bundle = work["bundle"]
     shallow, deep = bundle.split_indices[0], bundle.split_indices[-1]

@@ -1,4 +1,4 @@
-"""host_tools/linkshaper.py: the shaping TCP proxy on loopback. Bytes pass through unchanged in both
+"""splitsdk.toolchain.linkshaper: the shaping TCP proxy on loopback. Bytes pass through unchanged in both
 directions on many connections at once, the schedule parser takes the documented steps and refuses the
 rest in one line, the shaped direction is no faster than its rate and the delay no shorter than its RTT
 (lower bounds only: a loaded machine may be slower), and stop() leaves no thread behind."""
@@ -13,14 +13,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "host_tools"))
-
-from linkshaper import LinkShaper, ScheduleError, Step, parse_schedule, step_at  # noqa: E402
+from splitsdk.toolchain.linkshaper import LinkShaper, ScheduleError, Step, parse_schedule, step_at
 
 
 @contextmanager
@@ -202,7 +198,7 @@ def test_an_absent_receiver_closes_the_camera_connection() -> None:
 def test_cli_forwards_and_stops_by_itself() -> None:
     with echo_server() as (host, port):
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "host_tools" / "linkshaper.py"), "--to", f"{host}:{port}"]
+            [sys.executable, "-m", "splitsdk.toolchain.linkshaper", "--to", f"{host}:{port}"]
             + ["--schedule", "1s@50mbit/2ms", "--duration", "3"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -235,7 +231,7 @@ def test_cli_forwards_and_stops_by_itself() -> None:
 )
 def test_cli_bad_input_is_one_line(args: list[str], message: str) -> None:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "host_tools" / "linkshaper.py"), *args],
+        [sys.executable, "-m", "splitsdk.toolchain.linkshaper", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,9 +1,9 @@
-"""The frame-rate queueing model (splitsdk.plan.traffic.predict_queue) against the real pipeline: the
-host-built edge app, a real `splitsdk serve` subprocess, and host_tools/linkshaper.py between them at a
-slow uplink so that sending is the bottleneck stage. Frames arrive at a rate (`--realtime-fps`, periodic
-or `--arrivals poisson`): well below capacity nothing is dropped; clearly above it frames are dropped at
-the capture queue, every captured frame is inferred or counted as dropped, and the drop ratio is the one
-the model predicts from the stage times the app measured at the low rate (within 0.15 absolute)."""
+"""The frame-rate queueing model (splitsdk.plan.traffic.predict_queue) against the real pipeline: the host-built edge
+app, a real `splitsdk serve` subprocess, and the link shaper (`splitsdk.toolchain.linkshaper`) between them at a slow
+uplink so that sending is the bottleneck stage. Frames arrive at a rate (`--realtime-fps`, periodic or `--arrivals
+poisson`): well below capacity nothing is dropped; clearly above it frames are dropped at the capture queue, every
+captured frame is inferred or counted as dropped, and the drop ratio is the one the model predicts from the stage
+times the app measured at the low rate (within 0.15 absolute)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 The bundle is `splitsdk convert` of a plan made with `--uplink 1mbit..20mbit` (a split set of at most 3 splits).
 It is served by a real `splitsdk serve` process; each camera run goes through its own link shaper
-(`host_tools/linkshaper.py`) under the schedule 20 -> 1 -> 20 Mbit/s (RTT 10 ms), frames back to back, as
-`benchmarks/bench_adaptive.py` measures it, whose functions run it here (`camera_run`, `warm_up`): the adaptive
+(`splitsdk.toolchain.linkshaper`) under the schedule 20 -> 1 -> 20 Mbit/s (RTT 10 ms), frames back to back, as
+`benchmarks/bench_adaptive.py` measures it, with the same runs (`splitsdk.toolchain.schedule`): the adaptive
 camera (`splitsdk.wire.edge.AdaptiveCamera`) and one static camera per member of the set. The frames are test
 frames (their 8-bit pixels, cycled), so the plates the receiver stored can be checked: accuracy is exact plate
 match over the frames each camera got answered, read back from the receiver's SQLite database by sequence number.
@@ -16,22 +16,17 @@ the static split with the lowest measured mean latency in it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import sqlite3
 import statistics
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from splitsdk.errors import DataError
 
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "bench_adaptive.py"
 IMAGES = 64  # test frames cycled by every camera
 WARM_FRAMES = 5  # per member, straight to the receiver before the runs (its first calls trace the models)
 
@@ -68,20 +63,6 @@ class ScheduleResult:
     oracle_p95_ms: float
 
 
-def bench_adaptive() -> ModuleType:
-    """benchmarks/bench_adaptive.py as a module (it needs the repository checkout, not only the package)."""
-    if "bench_adaptive" in sys.modules:
-        return sys.modules["bench_adaptive"]
-    if not BENCH.is_file():
-        raise DataError(f"{BENCH}: not found (the adaptive rows run the repository's benchmark functions)")
-    spec = importlib.util.spec_from_file_location("bench_adaptive", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def stored_plates(db: Path, device: str) -> dict[int, str | None]:
     """The plates the receiver stored for `device`, by sequence number (None: an error status); the "lpr_ctc"
     JSON's `plate`, as `pipeline.db_plates` reads it for the QEMU run."""
@@ -104,11 +85,11 @@ def measure_schedule(bundle_dir: Path, x: np.ndarray, truth: list[str], step_s: 
     first IMAGES frames of `x` (cycled), against one real receiver; read the stored plates back."""
     from splitsdk.plan.jpeg import to_pixels
     from splitsdk.toolchain.emulate import ReceiverProcess
+    from splitsdk.toolchain.schedule import RTT_MS, STEPS, camera_run, p95, warm_up
     from splitsdk.wire.bundle import load_bundle
 
     if len(x) != len(truth) or len(x) == 0:
         raise DataError(f"adaptive rows: {len(x)} frames with {len(truth)} labels")
-    bench = bench_adaptive()
     bundle = load_bundle(bundle_dir)
     if len(bundle.split_indices) < 2:
         raise DataError(f"{bundle_dir}: not a multi-split bundle (convert a plan made with --uplink LOW..HIGH)")
@@ -118,12 +99,12 @@ def measure_schedule(bundle_dir: Path, x: np.ndarray, truth: list[str], step_s: 
     forced = [None, *bundle.split_indices]
     with ReceiverProcess(bundle) as receiver:
         for k in bundle.split_indices:
-            bench.warm_up(bundle, receiver, k, WARM_FRAMES)
-        runs = [bench.camera_run(bundle, receiver, name, k, step_s, images)
+            warm_up(bundle, receiver, k, WARM_FRAMES)
+        runs = [camera_run(bundle, receiver, name, k, step_s, images)
                 for name, k in zip(names, forced, strict=True)]
         db = receiver.db
         assert db is not None  # set by start()
-        stored = [stored_plates(db, f"bench-{name}-{os.getpid()}") for name in names]
+        stored = [stored_plates(db, r.device) for r in runs]
     out = []
     for r, plates in zip(runs, stored, strict=True):
         right = sum(p == truth[seq % m] for seq, p in plates.items())
@@ -132,14 +113,14 @@ def measure_schedule(bundle_dir: Path, x: np.ndarray, truth: list[str], step_s: 
             answered=len(plates), accuracy=100.0 * right / len(plates) if plates else float("nan"),
         ))
     statics = runs[1:]
-    steps = bench.STEPS
+    steps = STEPS
     oracle = [min(statics, key=lambda r: r.interval_means[i]) for i in range(len(steps))]  # noqa: B023 - used at once
     return ScheduleResult(
-        steps_mbps=tuple(steps), step_s=step_s, rtt_ms=bench.RTT_MS, members=members_text(bundle), images=m,
+        steps_mbps=tuple(steps), step_s=step_s, rtt_ms=RTT_MS, members=members_text(bundle), images=m,
         runs=tuple(out),
         oracle_picks=tuple(r.name.removeprefix("static ") for r in oracle),
         oracle_mean_ms=statistics.fmean(r.interval_means[i] for i, r in enumerate(oracle)),
-        oracle_p95_ms=bench.p95([v for i, r in enumerate(oracle) for v in r.per_interval[i]]),
+        oracle_p95_ms=p95([v for i, r in enumerate(oracle) for v in r.per_interval[i]]),
     )
 
 

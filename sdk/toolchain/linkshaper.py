@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A link shaper on real loopback sockets, for tests, demos and benchmarks.
 
 A TCP proxy: it listens on 127.0.0.1:PORT and forwards every connection to the receiver. The
@@ -7,7 +6,7 @@ directions through a one-way delay of RTT/2, so a camera talking to the proxy se
 and round-trip time (on top of loopback's own, which is negligible). The rate and RTT follow a schedule
 of steps (duration, Mbit/s, RTT) that loops or holds its last step, e.g. 20 -> 1 -> 20 Mbit/s:
 
-    python host_tools/linkshaper.py --listen 127.0.0.1:0 --to 127.0.0.1:9000 \\
+    python -m splitsdk.toolchain.linkshaper --listen 127.0.0.1:0 --to 127.0.0.1:9000 \\
         --schedule "10s@20mbit/5ms,10s@1mbit/5ms,10s@20mbit/5ms" [--loop] [--duration S]
 
 or as a library::
