@@ -205,6 +205,8 @@ def test_config_file_and_flags_override_the_defaults_and_drops_are_counted(
         ([], "one frame source: --frames DIR or --video"),
         (["--frames", "x", "--video", "/dev/video0"], "one frame source"),
         (["--config", "/nonexistent.conf", "--frames", "x"], "cannot open config file"),
+        (["--frames", "x", "--first-seq", "soon"], "first_seq: expected a non-negative integer or 'clock', got 'soon'"),
+        (["--frames", "x", "--first-seq", "99999999999999999999"], "first_seq: expected a non-negative integer"),
     ],
 )
 def test_bad_arguments_end_with_one_error_line(base: Path, bundle: Path, args: list[str], message: str) -> None:
@@ -243,6 +245,58 @@ def test_receiver_restart_mid_run_reconnects_and_resends(base: Path, bundle: Pat
     assert app.returncode == 0, stderr
     assert [r.seq for r in run.results] == list(range(12)) and all(r.status == 0 for r in run.results)
     assert run.counters["reconnects"] >= 1 and "reconnecting" in stderr
+
+
+def test_a_restarted_app_numbered_from_the_clock_gets_its_own_results(
+    base: Path, bundle: Path, tmp_path: Path
+) -> None:
+    """The receiver answers a sequence number it has stored from its store (a resent frame's one result). A
+    camera restarted with its default numbering sends new frames as 0, 1, ... again and gets the earlier run's
+    results for them; numbered from the clock (`--first-seq clock`, the deployed config's setting) each run's
+    frames are new to the receiver and get their own results."""
+    import sqlite3
+
+    fw = load_firmware(shared_firmware(base, bundle, "host"))
+    first, second = write_frames(tmp_path / "a", 3, seed=1), write_frames(tmp_path / "b", 3, seed=2)
+    want_first, want_second = host_pipeline(bundle, first), host_pipeline(bundle, second)
+
+    def answers(run: AppRun, bodies: list[str]) -> bool:
+        """The run's results are these bodies (the same classes in order, scores within 1e-4)."""
+        if len(run.results) != len(bodies):
+            return False
+        for r, body in zip(run.results, bodies, strict=True):
+            got, want = _scores(r.body), _scores(body)
+            if [c for c, _ in got] != [c for c, _ in want]:
+                return False
+            if any(abs(a - b) > 1e-4 for (_, a), (_, b) in zip(got, want, strict=True)):
+                return False
+        return True
+
+    db = tmp_path / "results.sqlite"
+    with ReceiverProcess(bundle, db=db) as rx:
+        runs = [run_app(fw, app_args(fw, frames, rx.port, extra=extra)) for frames, extra in [
+            (first, []), (second, []),  # the default numbering, twice
+            (first, ["--first-seq", "clock"]), (second, ["--first-seq", "clock"]),
+        ]]  # fmt: skip
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-300:] for r in runs]
+    assert [r.seq for r in runs[1].results] == [0, 1, 2]
+    assert answers(runs[1], want_first) and not answers(runs[1], want_second)  # the first run's answers back
+    late, later = [r.seq for r in runs[2].results], [r.seq for r in runs[3].results]
+    assert late == list(range(late[0], late[0] + 3)) and later[0] > late[-1] and late[0] > 10**15  # microseconds
+    assert answers(runs[2], want_first) and answers(runs[3], want_second)
+    stored = sqlite3.connect(db).execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    assert stored == 3 + 3 + 3  # 0..2 once, then each clock-numbered run's own rows
+
+
+def test_first_seq_numbers_the_frames_from_n(base: Path, bundle: Path, tmp_path: Path) -> None:
+    fw = load_firmware(shared_firmware(base, bundle, "host"))
+    frames = write_frames(tmp_path / "frames", 2)
+    with ReceiverProcess(bundle) as rx:
+        run = run_app(fw, app_args(fw, frames, rx.port, extra=["--first-seq", "1000", "-n", "3", "--loop"]))
+    assert run.returncode == 0, run.stderr
+    assert [(r.seq, r.frame) for r in run.results] == [
+        (1000, "frame000.f32"), (1001, "frame001.f32"), (1002, "frame000.f32")
+    ]
 
 
 def test_missing_video_device_is_one_clear_error(base: Path, bundle: Path) -> None:

@@ -64,13 +64,13 @@ void video_loop(const edge::Options &o, edge::BoundedQueue<edge::Frame> &out, ed
     edge::V4l2Camera camera(o.video_device, splitsdk_gen::kInputWidth, splitsdk_gen::kInputHeight);
     const int channels = splitsdk_gen::kInputChannels == 1 ? 1 : 3;
     std::vector<uint8_t> pixels;
-    for (uint64_t seq = 0; !g_stop && (o.max_frames < 0 || seq < static_cast<uint64_t>(o.max_frames)); ++seq) {
+    for (uint64_t k = 0; !g_stop && (o.max_frames < 0 || k < static_cast<uint64_t>(o.max_frames)); ++k) {
         const auto t0 = Clock::now();
         camera.grab(channels, pixels);
         edge::Frame f;
-        f.seq = seq;
+        f.seq = o.first_seq + k;
         f.capture_us = wall_us();
-        f.name = "video-" + std::to_string(seq);
+        f.name = "video-" + std::to_string(f.seq);
         edge::pixels_to_input(pixels.data(), camera.width(), camera.height(), channels, f.input);
         stats.add("capture", edge::ms_since(t0));
         ++n.captured;
@@ -112,16 +112,16 @@ void capture_loop(const edge::Options &o, edge::BoundedQueue<edge::Frame> &out, 
     if (!o.video_device.empty()) return video_loop(o, out, stats, n);
     const std::vector<std::string> names = edge::list_frames(o.frames_dir);
     Arrivals arrivals(o);
-    uint64_t seq = 0;
+    uint64_t k = 0;  // frames captured
     for (size_t i = 0; !g_stop; ++i) {
         if (i == names.size()) {
             if (!o.loop) break;
             i = 0;
         }
-        if (o.max_frames >= 0 && seq >= static_cast<uint64_t>(o.max_frames)) break;
+        if (o.max_frames >= 0 && k >= static_cast<uint64_t>(o.max_frames)) break;
         if (o.realtime_fps > 0) arrivals.wait();
         edge::Frame f;
-        f.seq = seq++;
+        f.seq = o.first_seq + k++;
         f.capture_us = wall_us();
         f.name = names[i];
         const auto t0 = Clock::now();

@@ -26,6 +26,11 @@ struct Options {
     // drawn from a generator seeded with `seed`: the same seed gives the same arrival times).
     std::string arrivals = "periodic";
     uint64_t seed = 0;
+    // --first-seq N|clock: the first frame's sequence number; the next frames count up from it. The receiver
+    // answers a sequence number it has already stored from its store (a resent frame), so a restarted app must
+    // not start again where an earlier run did: "clock" starts at the wall-clock time in microseconds since
+    // the epoch, which a later start (with the clock moving forward) never reaches again.
+    uint64_t first_seq = 0;
     double max_retry_s = 0.0;     // give up connecting after this long (0: retry forever)
     int threads = 1;              // TFLite interpreter threads
     std::string dump_dir;         // write each frame's raw edge outputs here (verification)
