@@ -82,10 +82,15 @@ def test_5_inputs_bound_by_name_not_position(tmp_path: Path) -> None:
     assert [i.shape for i in ins] == [(10,), (40,)]  # the converter's order is not the wire order
     v = report.verification
     assert v is not None and v.output_rel_mse < 1e-2
+    _, outs = io_details(bundle.cloud_model.read_bytes())
+    assert [o.shape for o in outs] == [(10,), (40,)]  # its outputs too
+    assert [(o.name, o.shape) for o in bundle.manifest.outputs] == [("z_out", (40,)), ("a_vec", (10,))]
     cloud = load_cloud_runner(bundle)
     z, a = np.ones((2, 40), np.float32), np.full((2, 10), 2.0, np.float32)
-    out = cloud([z, a])
-    np.testing.assert_allclose(out[[o.shape[1:] for o in out].index((40,))], z)
+    out = cloud([z, a])  # the receiver's runner gives them in the model's order
+    assert [o.shape for o in out] == [(2, 40), (2, 10)]
+    np.testing.assert_allclose(out[0], z)
+    np.testing.assert_allclose(out[1], a)
     # by name where the names say it, else by a shape only one value has; two same-shape unnamed: refused
     details = [{"name": "serving_default_b:0", "shape": (1, 4)}, {"name": "serving_default_a:0", "shape": (1, 4)}]
     assert bind_inputs(details, [(4,), (4,)], ["a", "b"]) == [1, 0]
@@ -192,9 +197,8 @@ def test_onnx_corpus_inspect_plan_convert_recompose(name: str, tmp_path: Path) -
                                              c.scale, c.zero_point))
     got = cloud([np.stack(s) for s in sent])
     want = full_model_outputs(graph, x)
-    by_shape = {o.shape: o for o in got}
-    for w in want:
-        g = by_shape[w.shape]
+    assert [g.shape for g in got] == [w.shape for w in want]  # the model's output order, restored
+    for g, w in zip(got, want, strict=True):
         assert float(np.mean((g - w) ** 2)) <= 2e-2 * float(np.mean(w**2)) + 1e-6
 
 

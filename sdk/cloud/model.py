@@ -66,7 +66,7 @@ def keras_archive_problem(path: Path) -> str | None:
 
 def _tflite_runner(bundle: Bundle) -> Runner:
     """A float TFLite cloud model (ONNX-sourced bundles), run sample by sample."""
-    from splitsdk.runtime import bind_inputs, io_details, run_tflite
+    from splitsdk.runtime import bind_inputs, io_details, output_order, run_tflite
 
     content = bundle.cloud_model.read_bytes()
     try:
@@ -78,13 +78,17 @@ def _tflite_runner(bundle: Bundle) -> Runner:
     if sorted(got) != sorted(want):  # the converter may reorder inputs: they are bound by name or shape
         raise BundleError(f"{bundle.cloud_model}: model inputs {got} do not match manifest.json crossing shapes {want}")
     names = [c.tensor for c in bundle.crossing]
+    outputs = bundle.manifest.outputs
     try:
         bind_inputs([{"name": i.name, "shape": (1, *i.shape)} for i in ins], want, names)
+        # the model's outputs in the source model's order (the converter may reorder them; by name, else shape)
+        order = output_order(content, [o.shape for o in outputs], [o.name for o in outputs]) if outputs else None
     except ConvertError as exc:
         raise BundleError(f"{bundle.cloud_model}: {exc}") from None
 
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return run_tflite(content, [np.asarray(x, np.float32) for x in inputs], names)
+        got = run_tflite(content, [np.asarray(x, np.float32) for x in inputs], names)
+        return got if order is None else [got[i] for i in order]
 
     return run
 

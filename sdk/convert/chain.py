@@ -38,6 +38,7 @@ from splitsdk.convert.convert import (
     is_mixed,
     layer_precisions,
     manifest_crossing,
+    model_outputs,
 )
 from splitsdk.convert.keras_io import save_keras_deterministic
 from splitsdk.convert.split import _safe, cloud_model, edge_model, fake_quantize_weights
@@ -184,6 +185,7 @@ def convert_split_set(
             postprocess=postprocess,
             precision=_precision_record(deep_sol, want, None, emulated),
             splits=tuple(splits),
+            outputs=model_outputs(graph),
         ))
         (tmp / "plan.json").write_bytes(plan_bytes)
         bundle = load_bundle(tmp)

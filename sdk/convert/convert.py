@@ -51,6 +51,7 @@ from splitsdk.wire.bundle import (
     InputSpec,
     Manifest,
     ManifestCrossing,
+    ModelOutput,
     PrecisionRecord,
     wire_quant_params,
     write_manifest,
@@ -266,6 +267,11 @@ def manifest_crossing(tensor: str, out: TensorQuant, bits: int, codec: Literal["
     )
 
 
+def model_outputs(graph: LayerGraph) -> tuple[ModelOutput, ...]:
+    """The source model's outputs in its order, as the manifest records them for the receiver."""
+    return tuple(ModelOutput(name=o, shape=tuple(int(d) for d in graph.tensors[o].shape)) for o in graph.outputs)
+
+
 def calibration_and_held_out(
     calib: str | Path | None, graph: LayerGraph, samples: int
 ) -> tuple[Dataset, Dataset | None]:
@@ -362,6 +368,7 @@ def convert_plan(
             crossing=tuple(wire),
             postprocess=postprocess,
             precision=precision,
+            outputs=model_outputs(graph),
         ))
         report = ConvertReport(
             bundle=out, kind=sol.kind, edge_tflite_bytes=len(edge_bytes),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from splitsdk.errors import ConvertError
 from splitsdk.graph import LayerGraph
 from splitsdk.graph.keras_import import call_outputs
 from splitsdk.quant import Dataset
@@ -43,7 +44,8 @@ def split_pipeline(bundle_dir: Path, x: np.ndarray, outputs: list[np.ndarray] | 
                    output_names: list[str] | None = None) -> list[np.ndarray]:
     """What camera + receiver compute: int8 edge model, wire quantisation and packing, float cloud model (a
     CLOUD-ONLY+JPEG bundle: the frame's pixels JPEG-encoded at its quality and decoded, as camera and receiver do).
-    A TFLite cloud model's outputs come in the order of `outputs` (values shaped like them, named `output_names`)."""
+    A TFLite cloud model's outputs come in the order the receiver returns them (the manifest's `outputs`), or of
+    `outputs` when given (values shaped like them, named `output_names`)."""
     import keras
 
     from splitsdk.wire.bundle import load_bundle
@@ -51,10 +53,12 @@ def split_pipeline(bundle_dir: Path, x: np.ndarray, outputs: list[np.ndarray] | 
     bundle = load_bundle(bundle_dir)
     cloud_in = _cloud_inputs(bundle, x)
     if bundle.cloud_model.suffix == ".tflite":  # ONNX-sourced bundles ship the cloud half as float TFLite
+        if outputs is None:  # as the receiver runs it: outputs in the manifest's order
+            from splitsdk.cloud.model import load_cloud_runner
+
+            return load_cloud_runner(bundle)(cloud_in)
         content = bundle.cloud_model.read_bytes()
         got = run_tflite(content, cloud_in, [c.tensor for c in bundle.crossing])
-        if outputs is None:
-            return got
         order = output_order(content, [tuple(int(d) for d in o.shape[1:]) for o in outputs], names=output_names)
         return [got[i] for i in order]
     cloud = keras.models.load_model(bundle.cloud_model, compile=False)
@@ -201,6 +205,10 @@ def simulated_onnx(
 
 
 def _mse(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """The mean over outputs of each output's MSE (`a`: the model's, `b`: the split pipeline's, in the same order)."""
+    for i, (u, v) in enumerate(zip(a, b, strict=True)):
+        if u.shape != v.shape:
+            raise ConvertError(f"the split pipeline's output {i} is shaped {v.shape[1:]}, the model's {u.shape[1:]}")
     return float(np.mean([np.mean((u - v) ** 2) for u, v in zip(a, b, strict=True)]))
 
 
@@ -227,7 +235,7 @@ def verify_bundle(
     out from the `calibration` samples the bundle was calibrated on (whose output MSE is reported beside)."""
     x = data.x[:limit]
     full = full_model_outputs(graph, x)
-    split = split_pipeline(bundle_dir, x, full, list(graph.outputs))
+    split = split_pipeline(bundle_dir, x)  # the cloud half's outputs in the order the receiver returns them
     mse = _mse(full, split)
     sim_mse = _mse(full, simulated(x)) if simulated is not None else float("nan")
     max_abs = float(max(np.max(np.abs(a - b)) for a, b in zip(full, split, strict=True)))
@@ -243,6 +251,6 @@ def verify_bundle(
     if calibration is not None:
         c = calibration.x[:limit]
         ref = full_model_outputs(graph, c)
-        in_sample = _mse(ref, split_pipeline(bundle_dir, c, ref, list(graph.outputs)))
+        in_sample = _mse(ref, split_pipeline(bundle_dir, c))
     return Verification(len(x), mse, max_abs, mse / power, predicted_error, sim_mse, agreement, acc_f, acc_s,
                         held_out=calibration is not None, in_sample_mse=in_sample)

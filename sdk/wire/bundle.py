@@ -82,6 +82,15 @@ class ManifestCrossing:
 
 
 @dataclass(frozen=True)
+class ModelOutput:
+    """One output of the source model, as the cloud runner returns it: its name in the model and its shape
+    (without the batch dimension)."""
+
+    name: str
+    shape: tuple[int, ...] = field(metadata=bounds(ge=1))
+
+
+@dataclass(frozen=True)
 class ManifestSegment:
     """One model of the edge chain: its file, and for each tensor of the previous member's cut (its wire
     order) the index of the segment's input that takes it (none for a segment fed by the frame)."""
@@ -136,6 +145,9 @@ class Manifest:
     postprocess: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_POSTPROCESS))  # "kind" + parameters
     precision: PrecisionRecord | None = None
     splits: tuple[ManifestSplit, ...] = ()  # a multi-split bundle's members, ascending split (schema 2)
+    # the source model's outputs in its order: the receiver returns the cloud model's outputs in this order (a
+    # converter may reorder a TFLite model's outputs); empty in bundles made before it was recorded: file order
+    outputs: tuple[ModelOutput, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,6 +246,9 @@ def check_manifest(m: Manifest) -> Manifest:
             raise CodecError(f"crossing[{i}].codec", "jpeg sends the frame of a single-split CLOUD_ONLY bundle "
                              f"(the input {list(m.input.shape)}), not {m.kind} {list(c.shape)}")
     _check_splits(m)
+    names = [o.name for o in m.outputs]
+    if len(set(names)) != len(names) or "" in names:
+        raise CodecError("outputs", f"names must be non-empty and distinct, got {names}")
     kind = m.postprocess.get("kind")
     if not isinstance(kind, str) or not kind:
         raise CodecError("postprocess.kind", "must be a non-empty string (a built-in name or module:function)")
@@ -312,6 +327,8 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
     data = encode(manifest)
     if not manifest.splits:
         del data["splits"]  # a single-split bundle's manifest reads as it did before multi-split bundles
+    if not manifest.outputs:
+        del data["outputs"]  # as written before the outputs were recorded
     text = dumps_json(data)
     parse_manifest(json.loads(text), str(folder / MANIFEST))
     write_atomic(folder / MANIFEST, text)
