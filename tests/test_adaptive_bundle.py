@@ -187,10 +187,11 @@ def test_the_python_camera_follows_a_two_step_link_and_every_frame_gets_one_resu
                     break
                 time.sleep(0.1)
         with sqlite3.connect(receiver.db) as conn:
-            seqs = [r[0] for r in conn.execute("SELECT seq FROM results WHERE device_id = ? ORDER BY seq",
-                                               ("adaptive-cam",))]
+            stored = conn.execute("SELECT seq, split FROM results WHERE device_id = ? ORDER BY seq",
+                                  ("adaptive-cam",)).fetchall()
     assert [r.result.seq for r in records] == [r.seq for r in records] == list(range(len(records)))
-    assert seqs == list(range(len(records)))  # one stored row per frame: none lost, none twice
+    assert [s for s, _ in stored] == list(range(len(records)))  # one stored row per frame: none lost, none twice
+    assert [k for _, k in stored] == [r.split for r in records]  # each row records the split it was sent at
     used = [r.split for r in records if not r.probe]
     assert used[0] == shallow and used[-1] == deep and camera.switches >= 1
     assert stats and stats[-1]["splits"]["switches"] == camera.switches

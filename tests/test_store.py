@@ -144,11 +144,11 @@ def test_stats_are_appended_per_device_oldest_first(backend: Backend) -> None:
     store.close()
 
 
-def test_a_version_0_database_is_migrated_to_1(backend: Backend) -> None:
+def test_a_version_0_database_is_migrated_to_the_current_version(backend: Backend) -> None:
     backend.raw(V0_LAYOUT[backend.name])
     store = backend.open()
-    assert backend.raw(["SELECT version FROM schema_version"]) == [(1,)]
-    assert store.get("cam-0", 2**64 - 1) == StoredResult("cam-0", 2**64 - 1, 17, 0, b"\x01\x02")
+    assert backend.raw(["SELECT version FROM schema_version"]) == [(2,)]
+    assert store.get("cam-0", 2**64 - 1) == StoredResult("cam-0", 2**64 - 1, 17, 0, b"\x01\x02", split=0)
     assert store.stats("cam-0") == [(5, '{"old": true}')]
     assert [r.result for r in store.put_many([row(2**64 - 1, b"new", device="cam-0"), row(7, b"x")])] == [
         b"\x01\x02",
@@ -160,18 +160,39 @@ def test_a_version_0_database_is_migrated_to_1(backend: Backend) -> None:
     store.close()
 
 
+def test_a_version_1_database_gets_the_split_column_and_keeps_its_rows(backend: Backend) -> None:
+    """Version 2 records the split each frame was sent at; rows stored before read as split 0."""
+    backend.raw(V0_LAYOUT[backend.name])
+    backend.raw(["CREATE TABLE schema_version (version INTEGER NOT NULL)", "INSERT INTO schema_version VALUES (1)"])
+    store = backend.open()
+    assert backend.raw(["SELECT version FROM schema_version"]) == [(2,)]
+    assert store.get("cam-0", 2**64 - 1) == StoredResult("cam-0", 2**64 - 1, 17, 0, b"\x01\x02", split=0)
+    store.close()
+
+
+def test_the_split_a_frame_was_sent_at_is_stored_and_the_first_one_kept(backend: Backend) -> None:
+    store = backend.open()
+    out = store.put_many([StoredResult("cam-1", 1, 10, 0, b"a", split=3), StoredResult("cam-1", 2, 11, 0, b"b")])
+    assert [r.split for r in out] == [3, 0]
+    again = store.put_many([StoredResult("cam-1", 1, 12, 0, b"c", split=5)])  # a resent frame: the first row
+    assert again == [StoredResult("cam-1", 1, 10, 0, b"a", split=3)]
+    assert store.get("cam-1", 1) == StoredResult("cam-1", 1, 10, 0, b"a", split=3)
+    assert sorted(backend.raw(["SELECT seq, split FROM results"])) == [(1, 3), (2, 0)]
+    store.close()
+
+
 def test_a_fresh_database_gets_the_current_version(backend: Backend) -> None:
     backend.open().close()
-    assert backend.raw(["SELECT version FROM schema_version"]) == [(1,)]
+    assert backend.raw(["SELECT version FROM schema_version"]) == [(2,)]
 
 
 def test_a_newer_database_is_refused_with_one_line(backend: Backend) -> None:
     backend.open().close()
-    backend.raw(["UPDATE schema_version SET version = 2"])
+    backend.raw(["UPDATE schema_version SET version = 3"])
     with pytest.raises(StoreError) as err:
         backend.open()
     msg = str(err.value)
-    assert "\n" not in msg and "schema version 2 is newer" in msg and "(1)" in msg and "upgrade splitsdk" in msg
+    assert "\n" not in msg and "schema version 3 is newer" in msg and "(2)" in msg and "upgrade splitsdk" in msg
 
 
 @pytest.mark.parametrize("synchronous", ["full", "normal"])

@@ -14,7 +14,7 @@ import pytest
 from pg_fixture import pg_cluster_fixture, pg_private_fixture, pg_url_fixture  # noqa: F401 (fixtures)
 
 from splitsdk.cloud.pg_local import LocalPostgres, free_port, server_bin
-from splitsdk.cloud.store import StoredResult, StoreError, open_store
+from splitsdk.cloud.store import POSTGRES, StoredResult, StoreError, migrations, open_store
 from splitsdk.cloud.store_pg import PostgresStore, redact
 
 
@@ -83,7 +83,7 @@ def test_two_receivers_storing_overlapping_frames_concurrently_store_each_once(p
 def test_receivers_opening_a_fresh_database_together_migrate_it_once(pg_url: str) -> None:
     stores: list[PostgresStore] = []
     in_threads(lambda _: stores.append(PostgresStore(pg_url)), 4)
-    assert [s.version() for s in stores] == [1, 1, 1, 1]
+    assert [s.version() for s in stores] == [len(migrations(POSTGRES))] * 4 == [2, 2, 2, 2]
     for s in stores:
         s.close()
 

@@ -188,7 +188,8 @@ class Receiver:
                 model_s, post_s = model_s + t1 - t0, post_s + time.perf_counter() - t1
             t2 = time.perf_counter()
             rows = self._store.put_many(
-                [StoredResult(jobs[i].device_id, jobs[i].seq, jobs[i].capture_us, 0, bodies[i]) for i in fresh]
+                [StoredResult(jobs[i].device_id, jobs[i].seq, jobs[i].capture_us, 0, bodies[i], jobs[i].split)
+                 for i in fresh]
             )
             t3 = time.perf_counter()
             self.metrics.latency.observe(model_s, "model")

@@ -72,6 +72,9 @@ def migrations(d: Dialect) -> tuple[tuple[str, ...], ...]:
             )""",
             "CREATE INDEX IF NOT EXISTS device_stats_by_device ON device_stats (device_id, received_at)",
         ),
+        # version 2: the member of a multi-split bundle each frame was sent at (FRAME.split; 0 otherwise and
+        # for the rows stored before)
+        ("ALTER TABLE results ADD COLUMN split INTEGER NOT NULL DEFAULT 0",),
     )
 
 
@@ -86,6 +89,7 @@ class StoredResult:
     capture_us: int
     status: int
     result: bytes
+    split: int = 0  # the member of a multi-split bundle the frame was sent at (FRAME.split)
 
 
 class ResultStore(Protocol):
@@ -272,10 +276,10 @@ class SqliteStore:
     def get(self, device_id: str, seq: int) -> StoredResult | None:
         with self._errors():
             row = self._db.execute(
-                "SELECT capture_us, status, result FROM results WHERE device_id=? AND seq=?",
+                "SELECT capture_us, status, result, split FROM results WHERE device_id=? AND seq=?",
                 (device_id, db_seq(seq)),
             ).fetchone()
-        return None if row is None else StoredResult(device_id, seq, row[0], row[1], bytes(row[2]))
+        return None if row is None else StoredResult(device_id, seq, row[0], row[1], bytes(row[2]), row[3])
 
     def put_many(self, rows: list[StoredResult]) -> list[StoredResult]:
         now = now_us()
@@ -283,8 +287,9 @@ class SqliteStore:
         with self._transaction():
             for r in rows:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?)",
-                    (r.device_id, db_seq(r.seq), r.capture_us, now, r.status, r.result),
+                    "INSERT OR IGNORE INTO results (device_id, seq, capture_us, stored_us, status, result, split) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (r.device_id, db_seq(r.seq), r.capture_us, now, r.status, r.result, r.split),
                 )
             for r in rows:
                 stored = self.get(r.device_id, r.seq)

@@ -47,9 +47,9 @@ Conn = psycopg.Connection[TupleRow]
 CONNECT_TIMEOUT_S = 5
 MIGRATION_LOCK = 0x73706C6974  # pg_advisory_xact_lock key: receivers opening one database migrate in turn
 
-INSERT_RESULT = """INSERT INTO results (device_id, seq, capture_us, stored_us, status, result)
-    VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (device_id, seq) DO NOTHING"""
-SELECT_RESULTS = """SELECT device_id, seq, capture_us, status, result FROM results
+INSERT_RESULT = """INSERT INTO results (device_id, seq, capture_us, stored_us, status, result, split)
+    VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (device_id, seq) DO NOTHING"""
+SELECT_RESULTS = """SELECT device_id, seq, capture_us, status, result, split FROM results
     WHERE (device_id, seq) IN (SELECT * FROM unnest(%s::text[], %s::bigint[]))"""
 
 
@@ -137,10 +137,10 @@ class PostgresStore:
     def get(self, device_id: str, seq: int) -> StoredResult | None:
         def op(conn: Conn) -> StoredResult | None:
             row = conn.execute(
-                "SELECT capture_us, status, result FROM results WHERE device_id = %s AND seq = %s",
+                "SELECT capture_us, status, result, split FROM results WHERE device_id = %s AND seq = %s",
                 (device_id, db_seq(seq)),
             ).fetchone()
-            return None if row is None else StoredResult(device_id, seq, row[0], row[1], bytes(row[2]))
+            return None if row is None else StoredResult(device_id, seq, row[0], row[1], bytes(row[2]), row[3])
 
         return self._run(op, transaction=False)
 
@@ -152,14 +152,14 @@ class PostgresStore:
         order = sorted(range(len(rows)), key=keys.__getitem__)  # stable: the first of equal keys wins
         distinct = sorted(set(keys))
 
-        def op(conn: Conn) -> dict[tuple[str, int], tuple[int, int, bytes]]:
+        def op(conn: Conn) -> dict[tuple[str, int], tuple[int, int, bytes, int]]:
             with conn.cursor() as cur:
                 cur.executemany(
                     INSERT_RESULT,
-                    [(*keys[i], rows[i].capture_us, now, rows[i].status, rows[i].result) for i in order],
+                    [(*keys[i], rows[i].capture_us, now, rows[i].status, rows[i].result, rows[i].split) for i in order],
                 )
                 cur.execute(SELECT_RESULTS, ([k[0] for k in distinct], [k[1] for k in distinct]))
-                return {(d, s): (c, st, bytes(res)) for d, s, c, st, res in cur.fetchall()}
+                return {(d, s): (c, st, bytes(res), sp) for d, s, c, st, res, sp in cur.fetchall()}
 
         stored = self._run(op)
         return [
