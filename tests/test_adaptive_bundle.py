@@ -290,12 +290,18 @@ def test_a_bad_splits_list_is_refused_naming_the_field(
     assert "\n" not in str(err.value)
 
 
-def test_a_multi_split_bundle_is_not_handed_to_one_ray_application(work: dict[str, Any], tmp_path: Path) -> None:
-    from splitsdk.cloud import Receiver
-    from splitsdk.cloud.config import EngineConfig, ReceiverConfig
+def test_a_multi_split_bundle_goes_to_ray_serve_one_application_per_split(work: dict[str, Any]) -> None:
+    """Each member's cloud half is its own Serve application (served for real in test_fleet); `deploy` takes
+    the split of a multi-split bundle and refuses a call without one, before it reaches any cluster."""
+    from splitsdk.cloud.config import EngineConfig
+    from splitsdk.cloud.engine_ray import app_name, cloud_halves, deploy
     from splitsdk.errors import ReceiverError
 
-    cfg = ReceiverConfig(listen="127.0.0.1:0", db=tmp_path / "r.sqlite", insecure_plain_tcp=True,
-                         engine=EngineConfig(kind="ray")).validate()
-    with pytest.raises(ReceiverError, match='kind = "local"'):
-        Receiver(work["bundle"], cfg)
+    bundle = work["bundle"]
+    assert cloud_halves(bundle) == list(bundle.split_indices)
+    base = f"splitsdk-{bundle.plan_sha256[:16]}"
+    assert [app_name(bundle, EngineConfig(), k) for k in cloud_halves(bundle)] == [
+        f"{base}-split{k}" for k in bundle.split_indices
+    ]
+    with pytest.raises(ReceiverError, match="deployed one split at a time"):
+        deploy(bundle, EngineConfig(kind="ray", ray_address="127.0.0.1:9"))

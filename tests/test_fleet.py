@@ -214,3 +214,59 @@ def test_edge_sim_fails_over_to_the_next_server(running: Fleet) -> None:
     results = simulate_failover(running.bundle, [dead, ("127.0.0.1", running.port)], frames, "simfo-0")
     assert [r.seq for _, r in results] == [0, 1, 2]
     assert set(running.rows("simfo")) == {("simfo-0", s) for s in range(3)}
+
+
+def test_a_multi_split_bundle_is_served_on_ray_one_application_per_split(running: Fleet, tmp_path: Path) -> None:
+    """A multi-split bundle (the ladder model's split set) behind a receiver with `--engine ray` on the fleet's
+    cluster: each member's cloud half is its own Serve application (`<app>-split<k>`), and a camera forced to
+    each split gets what the in-process engine answers for the same frames; each row records its split."""
+    import sqlite3
+
+    import numpy as np
+    from plan_factory import make_plan
+    from test_adaptive_bundle import POST, ladder_model, split_set_for
+
+    from splitsdk.cloud.config import EngineConfig
+    from splitsdk.cloud.engine_ray import app_name
+    from splitsdk.convert.chain import convert_split_set
+    from splitsdk.toolchain.emulate import ReceiverProcess
+    from splitsdk.wire.edge import AdaptiveCamera, drive
+
+    model = ladder_model(tmp_path / "ladder.keras")
+    plan = make_plan(model, tmp_path / "plan.json")
+    convert_split_set(plan, split_set_for(model, plan), model, tmp_path / "bundle", postprocess=POST)
+    bundle = load_bundle(tmp_path / "bundle")
+    images = list(np.random.default_rng(3).integers(0, 256, (3, *bundle.input.shape)).astype(np.uint8))
+
+    def answers(port: int, device: str) -> dict[int, list[list[float]]]:
+        out = {}
+        for k in bundle.split_indices:
+            camera = AdaptiveCamera(bundle, "127.0.0.1", port, f"{device}-{k}", split=k)
+            try:
+                out[k] = [json.loads(r.result.body)["outputs"][0] for r in drive(camera, images, 120.0, len(images))]
+            finally:
+                camera.close(send_stats=False)
+        return out
+
+    with ReceiverProcess(bundle) as local:
+        want = answers(local.port, "local")
+    config = tmp_path / "receiver.toml"  # the fleet's cluster has 2 CPUs, its own application holds one
+    config.write_text(fleet.receiver_toml() + "[engine]\nnum_cpus = 0.2\n")
+    db = tmp_path / "ray.sqlite"
+    proc = fleet.start_receiver(9, tmp_path / "bundle", config, str(db), free_port("127.0.0.1"),
+                                free_port("127.0.0.1"), tmp_path, running.state.ray_address)
+    try:
+        for k in bundle.split_indices:  # one Serve application per cloud half, each with its replica
+            app = app_name(bundle, EngineConfig(), k)
+            _wait_until(lambda: bool(_replica_pids(app)), 60, f"the replica of {app}")  # noqa: B023 - used at once
+        got = answers(haproxy.parse_backend(proc.address).port, "ray")
+    finally:
+        fleet.stop(proc)
+    assert sorted(got) == sorted(want) == sorted(bundle.split_indices) and len(got) >= 2
+    for k in got:
+        assert len(got[k]) == len(want[k]) == len(images)
+        np.testing.assert_allclose(np.array(got[k]), np.array(want[k]), rtol=1e-4, atol=1e-5)
+    assert got[bundle.split_indices[0]] != got[bundle.split_indices[-1]]  # the halves are different models
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT device_id, split FROM results").fetchall()
+    assert sorted(rows) == sorted((f"ray-{k}", k) for k in bundle.split_indices for _ in images)

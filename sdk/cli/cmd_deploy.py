@@ -1,9 +1,10 @@
 """`splitsdk deploy BUNDLE --ray-address ADDR`: run a bundle's cloud model as a Ray Serve application.
 
-One application per bundle (named after its plan hash unless `--app` names it), so that several plans
-run side by side; receivers started with `serve --engine ray` send it their batches. The `[engine]`
-section of `--config` (receiver.toml) sets replicas, CPUs, autoscaling and Serve's batching; the
-flags override it. Deploying an unchanged bundle again leaves its replicas running.
+One application per bundle (named after its plan hash unless `--app` names it; a multi-split bundle: one per
+member's cloud half, `<name>-split<k>`), so that several plans run side by side; receivers started with `serve
+--engine ray` send it their batches. The `[engine]` section of `--config` (receiver.toml) sets replicas, CPUs,
+autoscaling and Serve's batching; the flags override it. Deploying an unchanged bundle again leaves its
+replicas running.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ FLAGS = {
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("deploy", help="deploy a bundle's cloud model on Ray Serve (one app per bundle)")
+    p = sub.add_parser("deploy", help="deploy a bundle's cloud model on Ray Serve (one app per cloud half)")
     p.add_argument("bundle", type=Path, help="bundle directory (manifest.json, cloud model)")
     p.add_argument("--ray-address", required=True, help="the Ray cluster: HOST:PORT of its head, or auto")
     p.add_argument("--app", help="Serve application name (default splitsdk-<plan hash prefix>)")
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise UsageError("--max-replicas: below --replicas")
     bundle = load_bundle(args.bundle)
-    from splitsdk.cloud.engine_ray import deploy
+    from splitsdk.cloud.engine_ray import cloud_halves, deploy
 
-    print(deploy(bundle, config.engine))
+    for split in cloud_halves(bundle):  # a multi-split bundle: one application per member's cloud half
+        print(deploy(bundle, config.engine, split=split))
     return 0

@@ -1,10 +1,11 @@
-"""The cloud halves on Ray Serve: one Serve application per bundle, the receivers send it decoded batches.
+"""The cloud halves on Ray Serve: one Serve application per cloud half, the receivers send it decoded batches.
 
 `deploy(bundle, engine)` runs the bundle's cloud model as a Serve deployment (`CloudModel`) named
-`app_name(bundle, engine)` (`splitsdk-<first 16 hex of the plan hash>` unless `[engine] app` names one),
-so that several bundles (plans) run side by side on one cluster. The bundle's files travel with the
-deployment (a replica on another machine needs no shared disk). Its replicas join the batches of all
-receivers (`@serve.batch`, up to `engine.max_batch` frames), reserve `engine.num_cpus` CPUs each, and
+`app_name(bundle, engine)` (`splitsdk-<first 16 hex of the plan hash>` unless `[engine] app` names one), so
+that several bundles (plans) run side by side on one cluster. A multi-split bundle has one cloud half per
+member: each is its own application, `<name>-split<k>` (`deploy(bundle, engine, split=k)`). The bundle's files
+travel with the deployment (a replica on another machine needs no shared disk). Its replicas join the batches
+of all receivers (`@serve.batch`, up to `engine.max_batch` frames), reserve `engine.num_cpus` CPUs each, and
 autoscale between `engine.replicas` and `engine.max_replicas` when that is larger.
 
 `RayRunner` is the receiver's side: a `Runner` (batched crossing tensors -> batched outputs) that sends
@@ -75,8 +76,16 @@ def connect(address: str) -> None:
     quiet_ray()
 
 
-def app_name(bundle: Bundle, engine: EngineConfig) -> str:
-    return engine.app or f"splitsdk-{bundle.plan_sha256[:16]}"
+def app_name(bundle: Bundle, engine: EngineConfig, split: int | None = None) -> str:
+    """The Serve application of the bundle's cloud half (of member `split` of a multi-split bundle)."""
+    name = engine.app or f"splitsdk-{bundle.plan_sha256[:16]}"
+    return name if split is None else f"{name}-split{split}"
+
+
+def cloud_halves(bundle: Bundle) -> list[int | None]:
+    """What `deploy` takes as `split` for each cloud half of the bundle: None for a single-split bundle, else
+    each member's split."""
+    return list(bundle.split_indices) if bundle.manifest.splits else [None]
 
 
 def bundle_files(bundle: Bundle) -> dict[str, bytes]:
@@ -90,9 +99,10 @@ def bundle_files(bundle: Bundle) -> dict[str, bytes]:
 
 @serve.deployment
 class CloudModel:
-    """A Serve replica of one bundle's cloud model; a request is one receiver's batch (list of arrays)."""
+    """A Serve replica of one bundle's cloud model (member `split`'s of a multi-split bundle); a request is one
+    receiver's batch (list of arrays)."""
 
-    def __init__(self, files: dict[str, bytes], max_batch: int, batch_wait_s: float) -> None:
+    def __init__(self, files: dict[str, bytes], max_batch: int, batch_wait_s: float, split: int | None = None) -> None:
         from splitsdk.cloud.model import load_cloud_runner
 
         self._dir = Path(tempfile.mkdtemp(prefix="splitsdk-serve-"))
@@ -100,7 +110,8 @@ class CloudModel:
             if Path(name).name != name or name in (".", ".."):
                 raise ValueError(f"bundle file name {name!r} is not a plain file name")
             (self._dir / name).write_bytes(data)
-        self._run = load_cloud_runner(load_bundle(self._dir))
+        bundle = load_bundle(self._dir)
+        self._run = load_cloud_runner(bundle if split is None else bundle.member(split))
         self.__call__.set_max_batch_size(max_batch)  # type: ignore[attr-defined]
         self.__call__.set_batch_wait_timeout_s(batch_wait_s)  # type: ignore[attr-defined]
 
@@ -140,16 +151,20 @@ def running(name: str) -> bool:
     return status is not None and str(status.status).endswith("RUNNING")
 
 
-def deploy(bundle: Bundle, engine: EngineConfig, force: bool = True) -> str:
-    """Deploy `bundle`'s cloud model as its own Serve application; returns its name. Without `force`, an
-    application of that name already running is left alone (a second receiver joins it)."""
+def deploy(bundle: Bundle, engine: EngineConfig, force: bool = True, split: int | None = None) -> str:
+    """Deploy `bundle`'s cloud model (member `split`'s of a multi-split bundle: see `cloud_halves`) as its own
+    Serve application; returns its name. Without `force`, an application of that name already running is left
+    alone (a second receiver joins it)."""
+    if (split is None) != (not bundle.manifest.splits):
+        raise ReceiverError(f"{bundle.root}: a multi-split bundle's cloud halves are deployed one split at a time"
+                            if split is None else f"{bundle.root}: a single-split bundle has no split {split}")
     connect(engine.ray_address)
-    name = app_name(bundle, engine)
+    name = app_name(bundle, engine, split)
     if not force and running(name):
         return name
     model: Any = CloudModel  # a serve.Deployment (the decorator's type is not visible to mypy)
     app = model.options(**_options(engine)).bind(
-        bundle_files(bundle), engine.max_batch, engine.batch_wait_ms / 1000.0
+        bundle_files(bundle), engine.max_batch, engine.batch_wait_ms / 1000.0, split
     )
     try:
         serve.start(proxy_location="Disabled")  # handles only: no HTTP proxy (an existing one is kept)
@@ -166,11 +181,12 @@ def undeploy(name: str, address: str) -> None:
 
 
 class RayRunner:
-    """The receiver's cloud model on Ray Serve: `runner(batch)` sends one batch and waits for its outputs."""
+    """The receiver's cloud model (member `split`'s of a multi-split bundle) on Ray Serve: `runner(batch)` sends
+    one batch and waits for its outputs."""
 
-    def __init__(self, bundle: Bundle, engine: EngineConfig) -> None:
+    def __init__(self, bundle: Bundle, engine: EngineConfig, split: int | None = None) -> None:
         self.engine = engine
-        self.name = deploy(bundle, engine, force=False)
+        self.name = deploy(bundle, engine, force=False, split=split)
         self._handle = serve.get_app_handle(self.name)
         self.log = logging.getLogger("splitsdk.cloud")
 

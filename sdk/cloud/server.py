@@ -110,14 +110,14 @@ class Metrics:
         self.latency: Histogram = reg(Histogram("splitsdk_stage_seconds", "Per-stage latency"))
 
 
-def engine_runner(bundle: Bundle, config: ReceiverConfig) -> Runner:
-    """The cloud model where `[engine]` puts it: in this process, or a Ray Serve application (deployed
-    now unless it runs already)."""
+def engine_runner(bundle: Bundle, config: ReceiverConfig, split: int | None = None) -> Runner:
+    """The cloud model (member `split`'s of a multi-split `bundle`) where `[engine]` puts it: in this process,
+    or a Ray Serve application (deployed now unless it runs already)."""
     if config.engine.kind == "ray":
         from splitsdk.cloud.engine_ray import RayRunner
 
-        return RayRunner(bundle, config.engine)
-    return load_cloud_runner(bundle)
+        return RayRunner(bundle, config.engine, split)
+    return load_cloud_runner(bundle if split is None else bundle.member(split))
 
 
 class Receiver:
@@ -130,13 +130,9 @@ class Receiver:
         self.bundle = bundle
         self.config = config
         self.log = setup_logging()
-        if bundle.manifest.splits and runner is None and config.engine.kind == "ray":
-            raise ReceiverError(
-                f"{bundle.root}: a multi-split bundle is served with [engine] kind = \"local\" (one Ray Serve "
-                "application per bundle holds one cloud half)"
-            )
-        # one cloud half per split; frames are batched per split
-        self.members = {k: self._member(bundle.member(k), runner) for k in bundle.split_indices}
+        # one cloud half per split (on Ray Serve: one application each); frames are batched per split
+        multi = bool(bundle.manifest.splits)
+        self.members = {k: self._member(bundle, k if multi else None, runner) for k in bundle.split_indices}
         self._multi = bool(bundle.manifest.splits)
         self._post = strict_json(resolve(bundle.postprocess))  # a NaN score is refused, never stored
         self._store: ResultStore = UnopenedStore(config.db)  # opened by start(), once the ports are bound
@@ -161,9 +157,11 @@ class Receiver:
 
     # ---- the batch thread: model -> post-process -> store, one transaction per batch ----
 
-    def _member(self, member: Bundle, runner: Runner | None) -> Member:
-        """A split's single-split view with its cloud half (`runner` when given) and batch buffers."""
-        run = runner if runner is not None else engine_runner(member, self.config)
+    def _member(self, bundle: Bundle, split: int | None, runner: Runner | None) -> Member:
+        """Member `split`'s single-split view (the bundle's own for None) with its cloud half (`runner` when
+        given) and batch buffers."""
+        member = bundle if split is None else bundle.member(split)
+        run = runner if runner is not None else engine_runner(bundle, self.config, split)
         return Member(member, run, BatchTensors([c.shape for c in member.crossing], self.config.batching.max_batch))
 
     def _on_batch(self, size: int, waits: list[float]) -> None:
