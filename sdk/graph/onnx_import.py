@@ -362,6 +362,9 @@ def _layer(
     kernel = const_in.get(1)
     if t in _KERNEL_OPS and kernel is not None and kernel.ndim >= 2:
         attrs.update(_geometry(node, kernel, in_full[0] if in_full else ()))
+        bias = const_in.get(2) if t != "MatMul" else None
+        if bias is not None and not np.any(bias):  # zeros (an untrained layer's): one shared buffer in the file
+            attrs["zero_bias"] = True
         rank = kernel.ndim - 2
         if t == "Conv":
             op = f"{'Depthwise' if attrs['depthwise'] and rank <= 2 else ''}Conv{max(rank, 1)}D"

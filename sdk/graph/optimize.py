@@ -159,7 +159,14 @@ def _fold(layer: Layer, bn: Layer) -> int:
     call = layer.source
     if not isinstance(call, KerasCall):
         # ONNX: the importer keeps the BN parameters; sensitivity folds them numerically
-        layer.attrs["bn"] = bn.attrs.get("bn")
+        params = bn.attrs.get("bn")
+        own_zero = layer.attrs.get("zero_bias") or layer.weights == int(layer.attrs["kernel_elements"])  # or none
+        attrs = {key: v for key, v in layer.attrs.items() if key != "zero_bias"}
+        if params is not None and own_zero:
+            gamma, beta, mean, var, eps = params
+            if not np.any(beta - mean * fold_scale(gamma, var, eps)):  # the folded bias: zeros, as untrained
+                attrs["zero_bias"] = True
+        layer.attrs = {**attrs, "bn": params}
         return int(layer.attrs["kernel_elements"]) + int(layer.attrs["filters"])
     op, bn_op = call.op, bn.source.op
     gamma = np.asarray(bn_op.gamma.numpy()) if bn_op.gamma is not None else None
