@@ -305,3 +305,21 @@ def test_a_multi_split_bundle_goes_to_ray_serve_one_application_per_split(work: 
     ]
     with pytest.raises(ReceiverError, match="deployed one split at a time"):
         deploy(bundle, EngineConfig(kind="ray", ray_address="127.0.0.1:9"))
+
+
+def test_profile_refuses_a_multi_split_bundle_in_one_line(work: dict[str, Any], tmp_path: Path) -> None:
+    """Its segments are separate models whose ops name no layer of the plan: refused before any work, saying
+    what to profile instead (not a partial table of the first segment)."""
+    import subprocess
+    import sys
+
+    from splitsdk.errors import ProfileError
+    from splitsdk.profile.device import profile_edge
+
+    root = work["root"] / "bundle"
+    with pytest.raises(ProfileError, match=r"a multi-split bundle \(splits .*\): profile times a single-split"):
+        profile_edge(tmp_path / "no-firmware", root)
+    proc = subprocess.run([sys.executable, "-m", "splitsdk", "profile", str(tmp_path / "fw"), str(root), "-o",
+                           str(tmp_path / "t.csv")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "a multi-split bundle" in proc.stderr, proc.stderr
+    assert not (tmp_path / "t.csv").exists()

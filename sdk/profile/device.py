@@ -323,6 +323,11 @@ def bundle_edge(bundle_dir: str | Path) -> EdgeLayers:
     from splitsdk.wire.bundle import load_bundle
 
     bundle = load_bundle(bundle_dir)
+    if bundle.manifest.splits:  # its segments are separate models, whose ops name no layer of the plan
+        raise ProfileError(
+            f"{bundle.root}: a multi-split bundle (splits {', '.join(map(str, bundle.split_indices))}): profile "
+            "times a single-split bundle's edge model; convert the plan of one split on its own and profile that"
+        )
     _, outs = io_details(bundle.edge_model.read_bytes())
     names = {c.tensor: outs[c.edge_output].name for c in bundle.crossing if c.edge_output < len(outs)}
     plan_file = bundle.root / "plan.json"
