@@ -131,9 +131,8 @@ class Receiver:
         self.config = config
         self.log = setup_logging()
         # one cloud half per split (on Ray Serve: one application each); frames are batched per split
-        multi = bool(bundle.manifest.splits)
-        self.members = {k: self._member(bundle, k if multi else None, runner) for k in bundle.split_indices}
         self._multi = bool(bundle.manifest.splits)
+        self.members = {k: self._member(bundle, k if self._multi else None, runner) for k in bundle.split_indices}
         self._post = strict_json(resolve(bundle.postprocess))  # a NaN score is refused, never stored
         self._store: ResultStore = UnopenedStore(config.db)  # opened by start(), once the ports are bound
         self._trust: Trust | None = None

@@ -13,7 +13,7 @@ from splitsdk.errors import ConvertError
 from splitsdk.graph import LayerGraph
 from splitsdk.graph.keras_import import call_outputs
 from splitsdk.quant import Dataset
-from splitsdk.runtime import output_order, run_tflite
+from splitsdk.runtime import run_tflite
 
 if TYPE_CHECKING:
     from splitsdk.wire.bundle import Bundle
@@ -40,12 +40,10 @@ class Verification:
         return (self.accuracy_float - self.accuracy_split) * 100.0
 
 
-def split_pipeline(bundle_dir: Path, x: np.ndarray, outputs: list[np.ndarray] | None = None,
-                   output_names: list[str] | None = None) -> list[np.ndarray]:
+def split_pipeline(bundle_dir: Path, x: np.ndarray) -> list[np.ndarray]:
     """What camera + receiver compute: int8 edge model, wire quantisation and packing, float cloud model (a
     CLOUD-ONLY+JPEG bundle: the frame's pixels JPEG-encoded at its quality and decoded, as camera and receiver do).
-    A TFLite cloud model's outputs come in the order the receiver returns them (the manifest's `outputs`), or of
-    `outputs` when given (values shaped like them, named `output_names`)."""
+    A TFLite cloud model's outputs come in the order the receiver returns them (the manifest's `outputs`)."""
     import keras
 
     from splitsdk.wire.bundle import load_bundle
@@ -53,14 +51,9 @@ def split_pipeline(bundle_dir: Path, x: np.ndarray, outputs: list[np.ndarray] | 
     bundle = load_bundle(bundle_dir)
     cloud_in = _cloud_inputs(bundle, x)
     if bundle.cloud_model.suffix == ".tflite":  # ONNX-sourced bundles ship the cloud half as float TFLite
-        if outputs is None:  # as the receiver runs it: outputs in the manifest's order
-            from splitsdk.cloud.model import load_cloud_runner
+        from splitsdk.cloud.model import load_cloud_runner
 
-            return load_cloud_runner(bundle)(cloud_in)
-        content = bundle.cloud_model.read_bytes()
-        got = run_tflite(content, cloud_in, [c.tensor for c in bundle.crossing])
-        order = output_order(content, [tuple(int(d) for d in o.shape[1:]) for o in outputs], names=output_names)
-        return [got[i] for i in order]
+        return load_cloud_runner(bundle)(cloud_in)  # as the receiver runs it: outputs in the manifest's order
     cloud = keras.models.load_model(bundle.cloud_model, compile=False)
     out = cloud.predict(cloud_in if len(cloud_in) > 1 else cloud_in[0], verbose=0)
     return [np.asarray(o) for o in (out if isinstance(out, list | tuple) else [out])]
@@ -235,7 +228,7 @@ def verify_bundle(
     out from the `calibration` samples the bundle was calibrated on (whose output MSE is reported beside)."""
     x = data.x[:limit]
     full = full_model_outputs(graph, x)
-    split = split_pipeline(bundle_dir, x)  # the cloud half's outputs in the order the receiver returns them
+    split = split_pipeline(bundle_dir, x)
     mse = _mse(full, split)
     sim_mse = _mse(full, simulated(x)) if simulated is not None else float("nan")
     max_abs = float(max(np.max(np.abs(a - b)) for a, b in zip(full, split, strict=True)))
